@@ -1,0 +1,11 @@
+"""Noise and reverberation augmentation at exact SNRs (issue 3).
+
+Modules: :mod:`~lancet.noise.mixing` (SNR mixing, looping, anti-clipping, measuring),
+:mod:`~lancet.noise.sources` (where each noise comes from, generated stand-ins),
+:mod:`~lancet.noise.babble` (babble from other speakers), :mod:`~lancet.noise.reverb` (RIRs),
+:mod:`~lancet.noise.augment` (the parallel, resumable driver).
+"""
+
+from lancet.noise.mixing import measure_snr, mix_at_snr, power
+
+__all__ = ["measure_snr", "mix_at_snr", "power"]

@@ -1,0 +1,238 @@
+"""Standard names for every version of every utterance, and the combined manifest (docs/PIPELINE.md, step 3).
+
+The standardised tree is ``<std>/<condition>/<id>__<condition>.wav`` with condition ``clean``,
+``<noise>_<snr>dB`` or ``reverberation_<room>``; each file is a hard link to the original or augmented wav
+(a copy where a link is impossible, e.g. across file systems), or a copy or a symbolic link on request.
+Files are created under a temporary name and renamed; the user's IEMOCAP folder is only ever read (a hard
+link adds a directory entry elsewhere and changes neither the original's bytes nor its modification time).
+Running it again changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import filecmp
+import io
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lancet.atomic import atomic_path, read_csv
+from lancet.corpus import Utterance, read_manifest
+from lancet.errors import LancetError
+
+MODES = ("link", "copy", "symlink")
+COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speaker", "gender", "improvised",
+           "label", "class"]
+AUGMENTED_MANIFEST = "augmented_manifest.csv"
+MANIFEST_NAME = "manifest.csv"
+REVERB = "reverberation"
+_SHOW = 20
+
+
+@dataclass
+class Entry:
+    source: Path
+    target: Path
+    row: dict
+    action: str = ""  # create, replace, unchanged
+
+
+@dataclass
+class StandardiseReport:
+    """Counts of what was (or, in a dry run, would be) done."""
+
+    created: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    missing: list[str] = field(default_factory=list)
+    extra: int = 0
+    manifest_changed: bool = False
+    copied_instead_of_linked: int = 0
+    manifest: Path | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.replaced or self.manifest_changed)
+
+
+def standard_name(utt_id: str, condition: str) -> str:
+    """``<id>__<condition>.wav``."""
+    return f"{utt_id}__{condition}.wav"
+
+
+def _corpus_row(utt: Utterance, condition: str, noise_type: str, snr_db: str, path: Path) -> dict:
+    row = utt.to_row()
+    return {"id": utt.id, "condition": condition, "noise_type": noise_type, "snr_db": snr_db, "path": str(path),
+            "session": row["session"], "speaker": row["speaker"], "gender": row["gender"],
+            "improvised": row["improvised"], "label": row["label"], "class": row["class"]}
+
+
+def _augmented_source(aug_dir: Path, row: dict, utt: Utterance) -> Path:
+    """The augmented wav of ``row``: its recorded path, else the same file under ``aug_dir`` (tree moved)."""
+    recorded = Path(row["path"])
+    if recorded.is_file():
+        return recorded
+    if row["noise_type"] == REVERB:
+        level = row["condition"][len(REVERB) + 1:]
+    else:
+        level = row["snr_db"]
+    return aug_dir / row["noise_type"] / level / f"Session{utt.session}" / "sentences" / "wav" / utt.dialog / f"{utt.id}.wav"
+
+
+def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path) -> tuple[list[Entry], list[str]]:
+    """Every (source, standard target, manifest row), clean first then augmented; plus sources not found."""
+    utts = read_manifest(manifest)
+    by_id = {u.id: u for u in utts}
+    out = Path(out).resolve()
+    entries: list[Entry] = []
+    missing: list[str] = []
+    for u in utts:
+        target = out / "clean" / standard_name(u.id, "clean")
+        entries.append(Entry(Path(u.path), target, _corpus_row(u, "clean", "clean", "", target)))
+    if augmented_dir is not None:
+        aug_dir = Path(augmented_dir).resolve()
+        aug_manifest = aug_dir / AUGMENTED_MANIFEST
+        if not aug_manifest.is_file():
+            raise LancetError(f"{aug_manifest}: augmented manifest not found (run datasets/augment_IEMOCAP.py "
+                              f"first, or use --clean-only)")
+        for line_no, row in enumerate(read_csv(aug_manifest), start=2):
+            try:
+                utt = by_id.get(row["id"])
+                cond, nt = row["condition"], row["noise_type"]
+            except KeyError as exc:
+                raise LancetError(f"{aug_manifest}:{line_no}: missing column {exc}") from None
+            if utt is None:
+                continue  # an utterance the corpus manifest no longer keeps (other class map)
+            target = out / cond / standard_name(utt.id, cond)
+            entries.append(Entry(_augmented_source(aug_dir, row, utt), target,
+                                 _corpus_row(utt, cond, nt, row.get("snr_db", ""), target)))
+    seen: set[Path] = set()
+    kept = []
+    for e in entries:
+        if e.target in seen:
+            raise LancetError(f"{e.row['id']} appears twice under condition {e.row['condition']}")
+        seen.add(e.target)
+        if not e.source.is_file():
+            missing.append(str(e.source))
+            continue
+        kept.append(e)
+    return kept, missing
+
+
+def _up_to_date(source: Path, target: Path, mode: str) -> bool:
+    if not (target.exists() or target.is_symlink()):
+        return False
+    if mode == "symlink":
+        return target.is_symlink() and os.readlink(target) == str(source.resolve())
+    if target.is_symlink():
+        return False
+    if mode == "link" and os.path.samefile(source, target):
+        return True
+    return filecmp.cmp(source, target, shallow=True)
+
+
+def _place(source: Path, target: Path, mode: str) -> bool:
+    """Make ``target`` (atomically); returns True when a link was asked for but a copy was made."""
+    copied = False
+    with atomic_path(target, ".wav") as tmp:
+        if mode == "symlink":
+            os.symlink(source.resolve(), tmp)
+        elif mode == "link":
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copy2(source, tmp)
+                copied = True
+        else:
+            shutil.copy2(source, tmp)
+    return copied
+
+
+def _render_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path, mode: str = "link",
+                dry_run: bool = False, log=print) -> StandardiseReport:
+    """Build (or bring up to date) the standardised tree and ``<out>/manifest.csv``; see the module docstring.
+
+    With ``dry_run`` nothing is created or changed; the actions are printed through ``log``.
+    """
+    if mode not in MODES:
+        raise LancetError(f"unknown mode {mode!r} (choose {', '.join(MODES)})")
+    out = Path(out).resolve()
+    entries, missing = plan(manifest, augmented_dir, out)
+    for e in entries[:1]:
+        corpus_root = e.source.resolve().parents[4] if len(e.source.resolve().parents) > 4 else e.source.parent
+        if _is_within(out, corpus_root) and (corpus_root / "Session1").exists():
+            raise LancetError(f"{out}: output folder lies inside the original corpus folder {corpus_root}; "
+                              f"choose another --out")
+    report = StandardiseReport(missing=missing, manifest=out / MANIFEST_NAME)
+    shown = 0
+    for e in entries:
+        if _up_to_date(e.source, e.target, mode):
+            e.action = "unchanged"
+            report.unchanged += 1
+            continue
+        e.action = "replace" if (e.target.exists() or e.target.is_symlink()) else "create"
+        if e.action == "create":
+            report.created += 1
+        else:
+            report.replaced += 1
+        if dry_run:
+            if shown < _SHOW:
+                log(f"would {e.action} {e.target} ({mode} of {e.source})")
+            shown += 1
+        else:
+            report.copied_instead_of_linked += _place(e.source, e.target, mode)
+    if dry_run and shown > _SHOW:
+        log(f"... and {shown - _SHOW} more")
+
+    planned = {e.target for e in entries}
+    conditions = {e.target.parent for e in entries}
+    for cdir in conditions:
+        if cdir.is_dir():
+            report.extra += sum(1 for p in cdir.iterdir() if p not in planned)
+
+    text = _render_csv([e.row for e in entries])
+    old = None
+    if report.manifest.is_file():
+        with open(report.manifest, newline="") as fh:
+            old = fh.read()
+    report.manifest_changed = old != text
+    if report.manifest_changed:
+        if dry_run:
+            log(f"would {'write' if old is None else 'update'} {report.manifest} ({len(entries)} rows)")
+        else:
+            with atomic_path(report.manifest) as tmp:
+                tmp.write_text(text, newline="")
+
+    verb = "would be" if dry_run else "were"
+    if missing:
+        log(f"warning: {len(missing)} source file(s) not found, left out: e.g. {missing[0]}")
+    if report.extra:
+        log(f"note: {report.extra} file(s) in {out} are not in the manifest; left as they are")
+    if report.copied_instead_of_linked:
+        log(f"note: {report.copied_instead_of_linked} file(s) copied because a hard link was impossible")
+    if not report.changed:
+        log(f"nothing to do: {report.unchanged} file(s) already in place and {report.manifest} up to date")
+    else:
+        log(f"{report.created} file(s) {verb} created, {report.replaced} replaced, {report.unchanged} unchanged; "
+            f"manifest {report.manifest} {('would be written' if dry_run else 'written') if report.manifest_changed else 'unchanged'} "
+            f"({len(entries)} rows)" + (" -- dry run, nothing touched" if dry_run else ""))
+    return report
