@@ -1,0 +1,418 @@
+"""The extraction driver: combined manifest -> feature store, in parallel, resumable.
+
+For every condition of the manifest (``clean``, ``white_0dB``, ...) the utterances are read
+(``lancet.audio.load_audio``), cut into segments (``lancet.features.segment``), turned into features
+(``lancet.features.compute``) and streamed, in manifest order, into ``<condition>.npy`` under a
+temporary name that is renamed only when the condition is complete; ``<condition>.csv`` (the index)
+follows, then the condition is recorded in ``params.json``. A rerun skips every condition whose files
+agree with params.json, the parameters and the manifest rows, and recomputes the others.
+
+CPU path: a process pool over files (one BLAS/OpenMP thread per worker), each worker computing all
+segments of an utterance in one batched call. GPU path: the pool only reads and segments the audio;
+the main process computes batches of segments with torch on the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from lancet.atomic import atomic_path, read_csv, save_csv
+from lancet.audio import AudioError, load_audio
+from lancet.errors import LancetError
+from lancet.features.compute import TorchFeatures, compute_features
+from lancet.features.params import (
+    FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
+)
+from lancet.features.segment import segment_audio, valid_frames
+from lancet.features.store import (
+    INDEX_COLUMNS, NpyStreamWriter, condition_state, load_params, save_params,
+)
+
+MANIFEST_COLUMNS = ("id", "condition", "path", "session", "speaker", "gender", "improvised", "class")
+DTYPES = ("float32", "float16")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Manifest
+# ---------------------------------------------------------------------------------------------------
+def read_combined_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of the combined manifest (PIPELINE.md step 3), checked; relative paths resolved.
+
+    Raises LancetError (one line, naming the file) when it is missing, empty, lacks required columns,
+    or when none of its audio paths exists.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LancetError(f"{path}: manifest not found")
+    try:
+        rows = read_csv(path)
+    except (UnicodeDecodeError, OSError) as exc:
+        raise LancetError(f"{path}: unreadable manifest ({exc.__class__.__name__})") from None
+    with open(path, newline="") as fh:
+        header = fh.readline().strip().split(",")
+    missing = [c for c in MANIFEST_COLUMNS if c not in header]
+    if missing:
+        raise LancetError(f"{path}: manifest lacks column(s) {', '.join(missing)} (needs {', '.join(MANIFEST_COLUMNS)})")
+    if not rows:
+        raise LancetError(f"{path}: manifest has no rows")
+    base = path.resolve().parent
+    for row in rows:
+        p = Path(row["path"])
+        row["path"] = str(p if p.is_absolute() else base / p)
+        if not row["condition"]:
+            raise LancetError(f"{path}: row with id {row['id']!r} has an empty condition")
+    if not any(os.path.exists(r["path"]) for r in rows):
+        raise LancetError(
+            f"{path}: none of its {len(rows)} audio paths exists (e.g. {rows[0]['path']}); wrong manifest or moved data?"
+        )
+    return rows
+
+
+def group_by_condition(rows: Iterable[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    groups: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(row["condition"], []).append(row)
+    return groups
+
+
+def rows_fingerprint(rows: Sequence[dict[str, str]]) -> str:
+    """A hash of the rows that decide a condition's content (ids, paths, metadata), in order."""
+    h = hashlib.sha1()
+    for r in rows:
+        h.update("\t".join(r.get(c, "") for c in MANIFEST_COLUMNS).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Worker side
+# ---------------------------------------------------------------------------------------------------
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(params: FeatureParams, seg: SegmentParams, dtype: str, mode: str, limit_threads: bool) -> None:
+    if limit_threads:
+        os.environ["OMP_NUM_THREADS"] = os.environ["NUMBA_NUM_THREADS"] = "1"
+        try:
+            from threadpoolctl import threadpool_limits
+
+            _STATE["limits"] = threadpool_limits(limits=1)
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn/librosa
+            pass
+    _STATE.update(params=params, seg=seg, dtype=dtype, mode=mode)
+
+
+def skip_reason(message: str, path: str = "") -> str:
+    """A short category for an AudioError message about ``path`` (for the summary counts)."""
+    prefix = f"{Path(path)}: "
+    m = (message[len(prefix):] if path and message.startswith(prefix) else message).lower()
+    m = m.split("(", 1)[0]  # the detail in brackets may quote the path again
+    if "not found" in m:
+        return "missing"
+    if m.startswith("empty"):
+        return "empty"
+    if "nan" in m or "infinite" in m:
+        return "non-finite"
+    return "unreadable"
+
+
+def _work(path: str) -> tuple:
+    """Read, segment and (in 'features' mode) compute one utterance.
+
+    Returns ("ok", array, starts, real_samples), ("short",) or ("skip", reason, message).
+    """
+    params, seg = _STATE["params"], _STATE["seg"]
+    try:
+        audio = load_audio(path, sr=seg.sample_rate)
+    except AudioError as exc:
+        return ("skip", skip_reason(str(exc), path), str(exc))
+    segments, starts, real = segment_audio(audio, seg)
+    if not starts:
+        return ("short",)
+    if _STATE["mode"] == "features":
+        out = compute_features(segments, params, seg.sample_rate).astype(_STATE["dtype"], copy=False)
+    else:
+        out = segments
+    return ("ok", out, starts, real)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class ConditionResult:
+    condition: str
+    status: str  # "computed" or "complete" (already there, skipped)
+    n_utterances: int
+    n_segments: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    short_dropped: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ExtractSummary:
+    out: Path
+    kind: str
+    shape: tuple[int, int]
+    device: str
+    conditions: list[ConditionResult] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        total: Counter = Counter()
+        for c in self.conditions:
+            total.update(c.skipped)
+        return dict(total)
+
+    @property
+    def n_segments(self) -> int:
+        return sum(c.n_segments for c in self.conditions)
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_device(device: str) -> str:
+    """'cpu', 'cuda' or 'auto' -> 'cpu' or 'cuda' (LancetError when CUDA is asked for but absent).
+
+    'torch-cpu' (API only) runs the batched torch path on the CPU: it exercises the GPU code path on a
+    machine without CUDA (tests).
+    """
+    if device not in ("cpu", "cuda", "auto", "torch-cpu"):
+        raise LancetError(f"--device must be cpu, cuda or auto, not {device!r}")
+    if device in ("cpu", "torch-cpu"):
+        return device
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if device == "cuda" and not has_cuda:
+        raise LancetError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return "cuda" if has_cuda else "cpu"
+
+
+def _settings(record: dict[str, Any]) -> dict[str, Any]:
+    """The part of a params record that decides the numbers (JSON-normalised for comparison)."""
+    keep = {k: v for k, v in record.items() if k not in ("conditions", "manifest", "device", "created")}
+    return json.loads(json.dumps(keep))
+
+
+def extract_features(
+    manifest: str | os.PathLike,
+    out: str | os.PathLike,
+    kind: str = "mel",
+    params: FeatureParams | None = None,
+    seg: SegmentParams | None = None,
+    dtype: str = "float32",
+    workers: int | None = None,
+    device: str = "cpu",
+    conditions: Sequence[str] | None = None,
+    overwrite: bool = False,
+    batch_size: int = 512,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> ExtractSummary:
+    """Extract ``kind`` features for every (or the chosen) condition of ``manifest`` into ``out``."""
+    params = params if params is not None else make_params(kind)
+    kind = params.kind
+    seg = seg if seg is not None else SegmentParams()
+    validate_segmenting(seg)
+    if dtype not in DTYPES:
+        raise LancetError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    workers = default_workers() if not workers or workers < 1 else int(workers)
+    manifest = Path(manifest)
+    out = Path(out)
+    rows = read_combined_manifest(manifest)
+    groups = group_by_condition(rows)
+    if conditions:
+        unknown = [c for c in conditions if c not in groups]
+        if unknown:
+            raise LancetError(f"{manifest}: no condition(s) {', '.join(unknown)} (has: {', '.join(groups)})")
+        groups = {c: groups[c] for c in conditions}
+    dev = resolve_device(device)
+
+    record = params_record(params, seg, dtype)
+    existing = load_params(out)
+    kept: dict[str, Any] = {}
+    if existing is not None:
+        if _settings(existing) != _settings(record):
+            if not overwrite:
+                changed = sorted(k for k in set(_settings(existing)) | set(_settings(record))
+                                 if _settings(existing).get(k) != _settings(record).get(k))
+                raise LancetError(
+                    f"{out / 'params.json'}: features there were extracted with other settings "
+                    f"(differs: {', '.join(changed)}); use another --out or --overwrite"
+                )
+            for c in existing.get("conditions", {}):
+                for ext in (".npy", ".csv"):
+                    (out / f"{c}{ext}").unlink(missing_ok=True)
+        else:
+            kept = dict(existing.get("conditions", {}))
+    record.update(manifest=str(manifest), conditions=kept)
+    out.mkdir(parents=True, exist_ok=True)
+    save_params(out, record)
+
+    shape = feature_shape(params, seg)
+    summary = ExtractSummary(out=out, kind=kind, shape=shape, device=dev)
+    log(f"{kind} features -> {out}: {shape[0]} x {shape[1]} per {seg.segment_s:g} s segment "
+        f"(hop {seg.hop_s:g} s, {dtype}, device {dev}, {workers} worker(s))")
+    log(f"parameters: {json.dumps(record['params'])}")
+
+    todo = []
+    for cond, crows in groups.items():
+        fp = rows_fingerprint(crows)
+        done, why = condition_state(out, cond, record, fp)
+        if done and not overwrite:
+            entry = record["conditions"][cond]
+            log(f"{cond}: already complete ({entry['n_segments']} segments), skipped")
+            summary.conditions.append(ConditionResult(cond, "complete", entry["n_utterances"], entry["n_segments"],
+                                                      dict(entry.get("skipped_counts", {})), entry.get("short_dropped", 0)))
+        else:
+            if why and why != "not extracted yet":
+                log(f"{cond}: recomputing ({why})")
+            todo.append((cond, crows, fp))
+
+    if todo:
+        _warm_up(params, seg)  # before forking, so every worker inherits loaded modules and caches
+        mode = "features" if dev == "cpu" else "segments"
+        initargs = (params, seg, dtype, mode)
+        gpu = None
+        if workers > 1:
+            import multiprocessing
+
+            pool = multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(*initargs, True))
+        else:
+            pool = None
+            _init_worker(*initargs, False)
+        try:
+            if dev != "cpu":
+                gpu = TorchFeatures(params, seg.sample_rate, "cpu" if dev == "torch-cpu" else dev)
+            for cond, crows, fp in todo:
+                result = _extract_condition(out, cond, crows, fp, params, seg, dtype, record, pool, workers,
+                                            gpu, batch_size, progress)
+                summary.conditions.append(result)
+                log(_describe(result))
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+
+    order = {c: i for i, c in enumerate(groups)}
+    summary.conditions.sort(key=lambda r: order[r.condition])
+    totals = summary.skipped
+    n_done = sum(c.status == "computed" for c in summary.conditions)
+    log(f"done: {n_done} condition(s) computed, {len(summary.conditions) - n_done} already complete; "
+        f"{summary.n_segments} segments in {out}; skipped utterances: "
+        + (", ".join(f"{v} {k}" for k, v in sorted(totals.items())) if totals else "none"))
+    return summary
+
+
+def _warm_up(params: FeatureParams, seg: SegmentParams) -> None:
+    """Import librosa's lazily loaded parts, fill the filterbank caches and compile numba functions once."""
+    import librosa
+
+    compute_features(np.zeros((1, seg.segment_samples), np.float32), params, seg.sample_rate)
+    librosa.resample(np.zeros(2205, np.float32), orig_sr=22050, target_sr=seg.sample_rate, res_type="soxr_hq")
+
+
+def _describe(r: ConditionResult) -> str:
+    skipped = ", ".join(f"{v} {k}" for k, v in sorted(r.skipped.items()))
+    extra = f"; skipped {skipped}" if skipped else ""
+    if r.short_dropped:
+        extra += f"; {r.short_dropped} shorter than a segment dropped"
+    return f"{r.condition}: {r.n_utterances} utterances -> {r.n_segments} segments in {r.seconds:.1f} s{extra}"
+
+
+def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], fingerprint: str,
+                       params: FeatureParams, seg: SegmentParams, dtype: str, record: dict[str, Any],
+                       pool, workers: int, gpu: TorchFeatures | None, batch_size: int,
+                       progress: bool) -> ConditionResult:
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    # forget the old entry first: a crash below must never leave a stale "complete" record
+    if record["conditions"].pop(cond, None) is not None:
+        save_params(out, record)
+    F, T = feature_shape(params, seg)
+    sr = seg.sample_rate
+    paths = [r["path"] for r in crows]
+    if pool is not None:
+        chunksize = max(1, min(16, len(paths) // (workers * 8)))
+        results = pool.imap(_work, paths, chunksize=chunksize)
+    else:
+        results = map(_work, paths)
+
+    index: list[dict[str, Any]] = []
+    skipped: Counter = Counter()
+    skipped_list: list[dict[str, str]] = []
+    short = 0
+    pending: list[np.ndarray] = []
+    pending_n = 0
+
+    with atomic_path(out / f"{cond}.npy", ".npy") as tmp:
+        writer = NpyStreamWriter(tmp, (F, T), dtype)
+        try:
+            def flush() -> None:
+                nonlocal pending, pending_n
+                if pending:
+                    writer.append(gpu(np.concatenate(pending)).astype(dtype, copy=False))
+                    pending, pending_n = [], 0
+
+            bar = tqdm(total=len(paths), desc=f"{params.kind} {cond}", unit="utt", disable=not progress, leave=False)
+            for row, res in zip(crows, results):
+                bar.update(1)
+                if res[0] == "skip":
+                    skipped[res[1]] += 1
+                    if len(skipped_list) < 1000:
+                        skipped_list.append({"id": row["id"], "reason": res[2]})
+                    continue
+                if res[0] == "short":
+                    short += 1
+                    continue
+                _, arr, starts, real = res
+                if gpu is None:
+                    writer.append(arr)
+                else:
+                    pending.append(arr)
+                    pending_n += arr.shape[0]
+                    if pending_n >= batch_size:
+                        flush()
+                for start, n_real in zip(starts, real):
+                    index.append({
+                        "row": len(index), "id": row["id"], "condition": cond, "session": row["session"],
+                        "speaker": row["speaker"], "gender": row["gender"], "improvised": row["improvised"],
+                        "class": row["class"], "start_s": round(start / sr, 6),
+                        "valid_frames": valid_frames(params, n_real, T),
+                    })
+            flush()
+            bar.close()
+            if writer.count != len(index):  # pragma: no cover - internal consistency
+                raise RuntimeError(f"{cond}: wrote {writer.count} segments but indexed {len(index)}")
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+    save_csv(out / f"{cond}.csv", index, INDEX_COLUMNS)
+    result = ConditionResult(cond, "computed", len(crows), len(index), dict(skipped), short, time.perf_counter() - t0)
+    record["conditions"][cond] = {
+        "n_utterances": len(crows), "n_segments": len(index), "fingerprint": fingerprint,
+        "skipped_counts": dict(skipped), "short_dropped": short, "skipped": skipped_list,
+    }
+    save_params(out, record)
+    return result

@@ -1,0 +1,212 @@
+"""Feature parameters: one dataclass per feature kind, plus the segmenting settings.
+
+Defaults follow the published LANCET code (16 kHz, 2 s segments, 1 s hop):
+
+* ``mel``: ``librosa.feature.melspectrogram`` with n_fft 400, hop 160, 128 Mel bands (power 2, Hann
+  window, ``center=True``, librosa defaults otherwise), then ``log10(max(S, log_floor))`` -> 128 x 201.
+* ``mfcc``: ``librosa.feature.mfcc`` with 26 coefficients and librosa's default STFT (n_fft 2048,
+  hop 512, 128 Mel bands, ``power_to_db`` with top_db 80 computed per segment, DCT-II ortho) -> 26 x 63.
+* ``spectrogram``: the published code used ``python_speech_features``: ``framesig(x, 640, 160)``
+  (frames start at 0 with no centring, rectangular window, the last frame zero-padded) and
+  ``logpowspec(frames, NFFT=3198)`` (power ``|rfft|^2 / NFFT``, ``10*log10``, minus the segment's
+  maximum over all 1600 bins), first 400 bins kept -> 400 x 197. ``librosa.stft`` with n_fft 3198,
+  win_length 640, hop 160 gives 201 centred frames for 32000 samples; the published 197 frames are
+  exactly its columns 2..198 (with a rectangular window), which the tests check. One deliberate
+  difference: the power floor is ``floor`` (default 1e-10, i.e. -100 dB) instead of 1e-30 (-300 dB),
+  so that digital silence and the zero padding of short utterances do not produce extreme outliers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from lancet.audio import SAMPLE_RATE
+from lancet.errors import LancetError
+
+
+def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
+    """A dataclass field carrying its command-line help (the CLI is built from these)."""
+    meta = {"help": help}
+    if choices is not None:
+        meta["choices"] = choices
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class MelParams:
+    """log10 Mel spectrogram (librosa.feature.melspectrogram, then log10 with a floor)."""
+
+    n_fft: int = _f(400, "FFT size in samples")
+    hop_length: int = _f(160, "hop between frames in samples")
+    win_length: int = _f(400, "window length in samples (<= n_fft)")
+    window: str = _f("hann", "window name (scipy.signal.get_window)")
+    n_mels: int = _f(128, "number of Mel bands")
+    fmin: float = _f(0.0, "lowest Mel frequency (Hz)")
+    fmax: float = _f(0.0, "highest Mel frequency (Hz); 0 means sample_rate / 2")
+    power: float = _f(2.0, "exponent of the magnitude spectrogram")
+    log_floor: float = _f(1e-10, "floor before log10: log10(max(S, floor))")
+
+    kind = "mel"
+
+    def frames(self, n_samples: int) -> int:
+        return 1 + n_samples // self.hop_length
+
+    def n_features(self) -> int:
+        return self.n_mels
+
+    def frame_centre(self, t: int) -> float:
+        return t * self.hop_length
+
+
+@dataclass(frozen=True)
+class MfccParams:
+    """MFCC exactly as librosa.feature.mfcc (power_to_db with top_db per segment, DCT-II ortho)."""
+
+    n_mfcc: int = _f(26, "number of cepstral coefficients")
+    n_fft: int = _f(2048, "FFT size in samples (librosa default)")
+    hop_length: int = _f(512, "hop between frames in samples (librosa default)")
+    win_length: int = _f(2048, "window length in samples (<= n_fft)")
+    window: str = _f("hann", "window name (scipy.signal.get_window)")
+    n_mels: int = _f(128, "number of Mel bands")
+    fmin: float = _f(0.0, "lowest Mel frequency (Hz)")
+    fmax: float = _f(0.0, "highest Mel frequency (Hz); 0 means sample_rate / 2")
+    power: float = _f(2.0, "exponent of the magnitude spectrogram")
+    top_db: float = _f(80.0, "power_to_db top_db per segment; 0 disables")
+
+    kind = "mfcc"
+
+    def frames(self, n_samples: int) -> int:
+        return 1 + n_samples // self.hop_length
+
+    def n_features(self) -> int:
+        return self.n_mfcc
+
+    def frame_centre(self, t: int) -> float:
+        return t * self.hop_length
+
+
+@dataclass(frozen=True)
+class SpectrogramParams:
+    """Log power spectrogram as python_speech_features framesig + logpowspec (see module docstring)."""
+
+    win_length: int = _f(640, "frame length in samples (frames are not centred)")
+    hop_length: int = _f(160, "hop between frames in samples")
+    n_fft: int = _f(3198, "FFT size (frames zero-padded to it)")
+    n_bins: int = _f(400, "number of lowest frequency bins kept")
+    window: str = _f("boxcar", "window name; the original used a rectangular one (boxcar)")
+    floor: float = _f(1e-10, "power floor before 10*log10 (the original used 1e-30)")
+    ref: str = _f("max", "'max': subtract the segment's maximum in dB (the original); 'none'", ("max", "none"))
+
+    kind = "spectrogram"
+
+    def frames(self, n_samples: int) -> int:
+        if n_samples <= self.win_length:
+            return 1
+        return 1 + math.ceil((n_samples - self.win_length) / self.hop_length)
+
+    def n_features(self) -> int:
+        return self.n_bins
+
+    def frame_centre(self, t: int) -> float:
+        return t * self.hop_length + self.win_length / 2
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """How an utterance is cut into fixed-length segments (see lancet.features.segment)."""
+
+    segment_s: float = 2.0
+    hop_s: float = 1.0
+    tail_min_s: float = 0.5
+    short: str = "pad"
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def segment_samples(self) -> int:
+        return int(round(self.segment_s * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_s * self.sample_rate))
+
+    @property
+    def tail_min_samples(self) -> int:
+        return int(round(self.tail_min_s * self.sample_rate))
+
+
+KINDS: dict[str, type] = {"mel": MelParams, "mfcc": MfccParams, "spectrogram": SpectrogramParams}
+FeatureParams = MelParams | MfccParams | SpectrogramParams
+
+
+def make_params(kind: str, **overrides: Any) -> FeatureParams:
+    """Build the parameter dataclass of ``kind`` with some fields overridden."""
+    if kind not in KINDS:
+        raise LancetError(f"unknown feature kind {kind!r}; choose one of {', '.join(KINDS)}")
+    cls = KINDS[kind]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise LancetError(f"{kind}: unknown parameter(s) {', '.join(sorted(unknown))}")
+    params = cls(**overrides)
+    validate_params(params)
+    return params
+
+
+def validate_params(params: FeatureParams) -> None:
+    """Raise LancetError for parameter values that cannot work."""
+    kind = params.kind
+    if params.hop_length <= 0 or params.n_fft <= 0 or params.win_length <= 0:
+        raise LancetError(f"{kind}: n_fft, hop_length and win_length must be positive")
+    if params.win_length > params.n_fft:
+        raise LancetError(f"{kind}: win_length {params.win_length} is larger than n_fft {params.n_fft}")
+    if isinstance(params, SpectrogramParams):
+        if not 0 < params.n_bins <= params.n_fft // 2 + 1:
+            raise LancetError(f"spectrogram: n_bins must be in 1..{params.n_fft // 2 + 1}")
+    if isinstance(params, MfccParams) and not 0 < params.n_mfcc <= params.n_mels:
+        raise LancetError(f"mfcc: n_mfcc must be in 1..n_mels ({params.n_mels})")
+
+
+def validate_segmenting(seg: SegmentParams) -> None:
+    if seg.segment_samples <= 0 or seg.hop_samples <= 0:
+        raise LancetError("--segment-s and --hop-s must be positive")
+    if seg.short not in ("pad", "drop"):
+        raise LancetError(f"--short must be 'pad' or 'drop', not {seg.short!r}")
+
+
+def feature_shape(params: FeatureParams, seg: SegmentParams) -> tuple[int, int]:
+    """(F, T) of one segment."""
+    return params.n_features(), params.frames(seg.segment_samples)
+
+
+def params_record(params: FeatureParams, seg: SegmentParams, dtype: str) -> dict[str, Any]:
+    """The parameter part of params.json (everything that decides the numbers)."""
+    fmax = getattr(params, "fmax", None)
+    record = {
+        "kind": params.kind,
+        "sample_rate": seg.sample_rate,
+        "params": dataclasses.asdict(params),
+        "segment_s": seg.segment_s,
+        "hop_s": seg.hop_s,
+        "tail_min_s": seg.tail_min_s,
+        "short": seg.short,
+        "shape": list(feature_shape(params, seg)),
+        "dtype": dtype,
+    }
+    if fmax == 0.0:
+        record["params"]["fmax_effective"] = seg.sample_rate / 2
+    return record
+
+
+def params_from_record(record: dict[str, Any]) -> tuple[FeatureParams, SegmentParams]:
+    """Inverse of :func:`params_record` (used by tests and tools that recompute features)."""
+    p = dict(record["params"])
+    p.pop("fmax_effective", None)
+    params = make_params(record["kind"], **p)
+    seg = SegmentParams(
+        segment_s=float(record["segment_s"]), hop_s=float(record["hop_s"]),
+        tail_min_s=float(record["tail_min_s"]), short=record["short"], sample_rate=int(record["sample_rate"]),
+    )
+    return params, seg

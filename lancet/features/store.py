@@ -1,0 +1,245 @@
+"""The feature store on disk: ``params.json`` + per condition ``<condition>.npy`` and ``<condition>.csv``.
+
+Reading: :func:`open_features` -> :class:`FeatureStore`. Normalisation helpers:
+:func:`compute_norm_stats` and :func:`normalise`. Writing: :class:`NpyStreamWriter` appends segments
+to a ``.npy`` file whose header is fixed up at the end, so a condition of any size is written with
+constant memory; the extraction driver wraps it in ``lancet.atomic.atomic_path`` (temporary name,
+rename on success).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from lancet.atomic import read_csv, save_json
+from lancet.errors import LancetError
+
+PARAMS_FILE = "params.json"
+INDEX_COLUMNS = ("row", "id", "condition", "session", "speaker", "gender", "improvised", "class", "start_s", "valid_frames")
+_INT_COLUMNS = ("row", "session", "improvised", "valid_frames")
+_FLOAT_COLUMNS = ("start_s",)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------------
+class FeatureStore:
+    """One feature folder (one kind, e.g. ``features/mel``), its conditions loaded lazily."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        record = load_params(self.folder)
+        if record is None:
+            raise LancetError(f"{self.folder}: no {PARAMS_FILE} (not a feature folder; run feature extraction first)")
+        self.params: dict[str, Any] = record
+        self.kind: str = record["kind"]
+        self.shape: tuple[int, int] = tuple(int(v) for v in record["shape"])  # type: ignore[assignment]
+        self.dtype = np.dtype(record.get("dtype", "float32"))
+        self.conditions: list[str] = sorted(
+            (c for c in record.get("conditions", {})
+             if (self.folder / f"{c}.npy").is_file() and (self.folder / f"{c}.csv").is_file()),
+            key=condition_sort_key,
+        )
+
+    def _check(self, condition: str) -> None:
+        if condition not in self.conditions:
+            raise LancetError(
+                f"{self.folder}: no complete condition {condition!r} (have: {', '.join(self.conditions) or 'none'})"
+            )
+
+    def segments(self, condition: str) -> np.ndarray:
+        """The (n_segments, F, T) array of ``condition``, memory-mapped read-only."""
+        self._check(condition)
+        return np.load(self.folder / f"{condition}.npy", mmap_mode="r")
+
+    def index(self, condition: str) -> list[dict[str, Any]]:
+        """One dict per segment (columns INDEX_COLUMNS; row/session/improvised/valid_frames int, start_s float)."""
+        self._check(condition)
+        return [_typed(row) for row in read_csv(self.folder / f"{condition}.csv")]
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({str(self.folder)!r}, kind={self.kind!r}, shape={self.shape}, conditions={self.conditions})"
+
+
+def condition_sort_key(condition: str) -> tuple:
+    """clean first, then by name with numbers compared as numbers (babble_-5dB < babble_0dB < babble_10dB)."""
+    parts = re.split(r"(-?\d+(?:\.\d+)?)", condition)
+    key = tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts) if p)
+    return (condition != "clean", key)
+
+
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(row)
+    for col in _INT_COLUMNS:
+        if col in out:
+            try:
+                out[col] = int(out[col])
+            except ValueError:
+                pass
+    for col in _FLOAT_COLUMNS:
+        if col in out:
+            try:
+                out[col] = float(out[col])
+            except ValueError:
+                pass
+    return out
+
+
+def open_features(folder: str | os.PathLike) -> FeatureStore:
+    """Open a feature folder written by the extraction scripts."""
+    return FeatureStore(folder)
+
+
+def load_params(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The folder's params.json as a dict, or None when there is none."""
+    path = Path(folder) / PARAMS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LancetError(f"{path}: not valid JSON ({exc.__class__.__name__}); delete it or use --overwrite") from None
+
+
+def save_params(folder: str | os.PathLike, record: dict[str, Any]) -> None:
+    save_json(Path(folder) / PARAMS_FILE, record)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Normalisation
+# ---------------------------------------------------------------------------------------------------
+def compute_norm_stats(
+    x: np.ndarray, valid_frames: Iterable[int] | None = None, min_std: float = 1e-5, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per frequency bin over segments and time of ``x`` (n, F, T), as float32 (F,).
+
+    Works chunk-wise in float64, so a large memory-mapped array is never loaded at once. With
+    ``valid_frames`` (one count per segment) only the real frames of padded segments count.
+    The std is floored at ``min_std`` so that normalising never divides by zero.
+    """
+    x = np.asarray(x) if not isinstance(x, np.memmap) else x
+    if x.ndim != 3:
+        raise ValueError(f"compute_norm_stats expects (segments, freq, time), got shape {x.shape}")
+    n, F, T = x.shape
+    valid = None if valid_frames is None else np.asarray(list(valid_frames), dtype=np.int64)
+    if valid is not None and valid.shape != (n,):
+        raise ValueError(f"valid_frames has {valid.shape[0]} entries for {n} segments")
+    count = 0
+    mean = np.zeros(F, dtype=np.float64)
+    m2 = np.zeros(F, dtype=np.float64)
+    for start in range(0, n, chunk):
+        block = np.asarray(x[start : start + chunk], dtype=np.float64)
+        if valid is None:
+            values = block.transpose(1, 0, 2).reshape(F, -1)
+        else:
+            mask = np.arange(T)[None, :] < valid[start : start + chunk, None]
+            values = block.transpose(1, 0, 2)[:, mask]
+        nb = values.shape[1]
+        if nb == 0:
+            continue
+        mb = values.mean(axis=1)
+        m2b = np.square(values - mb[:, None]).sum(axis=1)
+        delta = mb - mean
+        total = count + nb
+        mean = mean + delta * (nb / total)
+        m2 = m2 + m2b + np.square(delta) * (count * nb / total)
+        count = total
+    if count == 0:
+        raise ValueError("compute_norm_stats: no frames to compute statistics from")
+    std = np.sqrt(m2 / count)
+    return mean.astype(np.float32), np.maximum(std, min_std).astype(np.float32)
+
+
+def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(x - mean) / std per frequency bin; ``x`` is (..., F, T), the result float32."""
+    mean = np.asarray(mean, dtype=np.float32)[:, None]
+    std = np.asarray(std, dtype=np.float32)[:, None]
+    return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------------
+class NpyStreamWriter:
+    """Append (k, F, T) blocks to a ``.npy`` file of unknown final length; :meth:`close` fixes the header.
+
+    The header (format 1.0) is reserved at a fixed size and rewritten with the true segment count.
+    """
+
+    HEADER_BYTES = 256
+
+    def __init__(self, path: str | os.PathLike, frame_shape: tuple[int, ...], dtype: str | np.dtype = "float32"):
+        self.path = Path(path)
+        self.frame_shape = tuple(int(v) for v in frame_shape)
+        self.dtype = np.dtype(dtype)
+        self.count = 0
+        self._fh = open(self.path, "wb")
+        self._fh.write(self._header(0))
+
+    def _header(self, n: int) -> bytes:
+        descr = np.lib.format.dtype_to_descr(self.dtype)
+        shape = (n, *self.frame_shape)
+        text = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (descr, shape)
+        prefix = b"\x93NUMPY\x01\x00"
+        body_len = self.HEADER_BYTES - len(prefix) - 2
+        body = text.ljust(body_len - 1).encode("latin1") + b"\n"
+        if len(body) != body_len:
+            raise ValueError("npy header does not fit")
+        return prefix + body_len.to_bytes(2, "little") + body
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.asarray(block)
+        if block.shape[1:] != self.frame_shape:
+            raise ValueError(f"{self.path}: block of shape {block.shape} does not match {self.frame_shape}")
+        self._fh.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+        self.count += block.shape[0]
+
+    def close(self) -> None:
+        if self._fh.closed:
+            return
+        self._fh.seek(0)
+        self._fh.write(self._header(self.count))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    def abort(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+def condition_state(folder: Path, condition: str, record: dict[str, Any], fingerprint: str) -> tuple[bool, str]:
+    """Whether ``condition`` is completely extracted for the current parameters and manifest rows.
+
+    Returns (complete, reason-if-not). Checks params.json's entry, that both files exist, and that the
+    array's shape and dtype agree with the index rows and the parameters.
+    """
+    npy, csv = folder / f"{condition}.npy", folder / f"{condition}.csv"
+    entry = record.get("conditions", {}).get(condition)
+    if not npy.is_file() and not csv.is_file():
+        return False, "not extracted yet"
+    if entry is None:
+        return False, "files present but not recorded as complete in params.json"
+    if not npy.is_file() or not csv.is_file():
+        return False, f"{(npy if not npy.is_file() else csv).name} is missing"
+    if entry.get("fingerprint") != fingerprint:
+        return False, "the manifest rows of this condition changed since it was extracted"
+    try:
+        arr = np.load(npy, mmap_mode="r")
+    except Exception as exc:  # a corrupt or truncated file
+        return False, f"{npy.name} unreadable ({exc.__class__.__name__})"
+    n_rows = len(read_csv(csv))
+    expected = (n_rows, *record["shape"])
+    if tuple(arr.shape) != tuple(expected):
+        return False, f"{npy.name} has shape {tuple(arr.shape)} but {csv.name} and params say {tuple(expected)}"
+    if arr.dtype != np.dtype(record["dtype"]):
+        return False, f"{npy.name} is {arr.dtype}, expected {record['dtype']}"
+    if entry.get("n_segments") != n_rows:
+        return False, f"params.json records {entry.get('n_segments')} segments, {csv.name} has {n_rows}"
+    return True, ""
