@@ -1,0 +1,270 @@
+"""Tests for lancet/models (issue 5): shapes, masking, gradients, overfitting, export, counts."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from lancet.errors import LancetError
+from models import FEATURE_SHAPES, GLAM, LANCET, MODELS, TCNet, build_model, count_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = list(MODELS)
+KINDS = list(FEATURE_SHAPES)
+
+# Measured parameter counts, 4 classes (also tabulated in docs/MODELS.md).
+PARAMS = {
+    ("LANCET", "mel"): 292_134,
+    ("LANCET", "mfcc"): 267_399,
+    ("LANCET", "spectrogram"): 459_822,
+    ("GLAM", "mel"): 63_723_748,
+    ("GLAM", "mfcc"): 940_283,
+    ("GLAM", "spectrogram"): 581_975_548,
+    ("TCNet", "mel"): 359_318,
+    ("TCNet", "mfcc"): 25_778,
+    ("TCNet", "spectrogram"): 3_079_862,
+}
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These models are tiny: one thread is faster than two fighting other processes for cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _is_big(name: str, kind: str) -> bool:
+    """GLAM on mel/spectrogram has 64M/582M parameters: build those on the meta device only."""
+    return name == "GLAM" and kind != "mfcc"
+
+
+# ---------------------------------------------------------------- construction and counts
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_parameter_counts(name: str, kind: str) -> None:
+    f, t = FEATURE_SHAPES[kind]
+    with torch.device("meta"):
+        model = build_model(name, 4, f, t)
+    assert count_parameters(model) == PARAMS[(name, kind)]
+
+
+def test_lancet_part_counts_match_published() -> None:
+    model = LANCET(4, 128, 201)
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n(model.attention) == 19_268
+    assert n(model.bottleneck) == 8_512
+    assert len(model.tcn.blocks) == 15
+    assert all(n(b) == 17_602 for b in model.tcn.blocks)
+    assert [b.dilation for b in model.tcn.blocks[:5]] == [1, 2, 4, 8, 16]
+    assert n(model) == 292_134
+
+
+def test_docs_list_the_measured_counts() -> None:
+    text = (ROOT / "docs" / "MODELS.md").read_text()
+    for count in PARAMS.values():
+        assert f"{count:,}" in text, f"{count:,} missing from docs/MODELS.md"
+
+
+def test_unknown_model_and_option() -> None:
+    with pytest.raises(LancetError, match="known models: LANCET, GLAM, TCNet") as err:
+        build_model("ResNet", 4, 26, 63)
+    assert "\n" not in str(err.value)
+    with pytest.raises(LancetError, match="unknown option"):
+        build_model("LANCET", 4, 128, 201, depth=3)
+    with pytest.raises(LancetError):
+        build_model("GLAM", 4, 1, 63)
+    with pytest.raises(LancetError, match="expected input"):
+        LANCET(4, 128)(torch.zeros(1, 1, 26, 63))
+
+
+def test_defaults_are_published_inputs() -> None:
+    assert (LANCET().n_freq, TCNet().n_freq, GLAM().n_freq) == (128, 26, 26)
+    assert (TCNet().n_frames, GLAM().n_frames) == (63, 63)
+    assert isinstance(build_model("TCNet"), TCNet)
+
+
+# ---------------------------------------------------------------- shapes
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_output_shape(name: str, kind: str, batch: int) -> None:
+    f, t = FEATURE_SHAPES[kind]
+    if _is_big(name, kind):
+        with torch.device("meta"):
+            model = build_model(name, 4, f, t)
+            y = model(torch.empty(batch, 1, f, t), torch.full((batch,), t))
+    else:
+        model = build_model(name, 4, f, t).eval()
+        with torch.no_grad():
+            y = model(torch.randn(batch, 1, f, t))
+        assert torch.isfinite(y).all()
+    assert tuple(y.shape) == (batch, 4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("frames", [1, 3, 7, 20, 90])
+def test_any_segment_length(name: str, frames: int) -> None:
+    model = build_model(name, 5, 26, 63).eval()
+    with torch.no_grad():
+        y = model(torch.randn(2, 1, 26, frames))
+        y1 = model(torch.randn(1, 1, 26, frames), torch.tensor([max(1, frames // 2)]))
+    assert y.shape == (2, 5) and y1.shape == (1, 5)
+    assert torch.isfinite(y).all() and torch.isfinite(y1).all()
+
+
+def test_glam_odd_small_shapes() -> None:
+    for f, t in [(2, 1), (3, 5), (27, 20), (13, 3)]:
+        model = GLAM(3, f, t).eval()
+        with torch.no_grad():
+            assert model(torch.randn(1, 1, f, t)).shape == (1, 3)
+            assert model(torch.randn(2, 1, f, t + 9)).shape == (2, 3)
+
+
+# ---------------------------------------------------------------- masking
+
+@pytest.mark.parametrize("name", ["LANCET", "TCNet"])
+def test_padding_with_lengths_equals_unpadded(name: str) -> None:
+    f, t = 26, 63
+    model = build_model(name, 4, f, t).eval()
+    short = [40, 11, 63]
+    full = torch.randn(len(short), 1, f, t) * 3.0  # padded frames hold garbage
+    with torch.no_grad():
+        padded_out = model(full, torch.tensor(short))
+        for i, n in enumerate(short):
+            alone = model(full[i : i + 1, :, :, :n])
+            torch.testing.assert_close(padded_out[i : i + 1], alone, rtol=1e-4, atol=1e-5)
+        # without lengths the padding does change the output
+        assert not torch.allclose(model(full)[:2], padded_out[:2], atol=1e-4)
+
+
+def test_lancet_mel_masking_and_length_clamping() -> None:
+    model = LANCET(4, 128, 201).eval()
+    x = torch.randn(2, 1, 128, 201)
+    with torch.no_grad():
+        out = model(x, torch.tensor([150, 500]))  # 500 is clamped to 201
+        torch.testing.assert_close(out[0:1], model(x[:1, :, :, :150]), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out[1:2], model(x[1:]), rtol=1e-4, atol=1e-5)
+
+
+def test_glam_padding_with_lengths_equals_zero_padded_short_input() -> None:
+    model = GLAM(4, 26, 63).eval()
+    x = torch.randn(2, 1, 26, 63)
+    with torch.no_grad():
+        out = model(x, torch.tensor([30, 63]))
+        torch.testing.assert_close(out[:1], model(x[:1, :, :, :30]), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out[1:], model(x[1:]), rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- training behaviour
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_every_parameter(name: str) -> None:
+    model = build_model(name, 4, 26, 63).train()
+    x = torch.randn(4, 1, 26, 63)
+    loss = torch.nn.functional.cross_entropy(model(x, torch.tensor([63, 50, 30, 63])), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing, f"no gradient for {missing}"
+
+
+def _separable_batch(n_classes: int = 4, per_class: int = 4, f: int = 26, t: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(n_classes).repeat_interleave(per_class)
+    x = torch.randn(len(y), 1, f, t, generator=g) * 0.5
+    band = f // n_classes
+    for i, c in enumerate(y.tolist()):
+        x[i, 0, c * band : (c + 1) * band, :] += 2.0  # class c lights up its own band
+    return x, y
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_overfits_small_separable_batch(name: str) -> None:
+    x, y = _separable_batch()
+    model = build_model(name, 4, 26, x.shape[-1]).train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(60):
+        logits = model(x)
+        if step >= 5 and (logits.argmax(1) == y).all():
+            break
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    else:
+        pytest.fail(f"{name} did not reach 100% training accuracy in 60 steps")
+    assert (model(x).argmax(1) == y).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eval_mode_is_deterministic(name: str) -> None:
+    model = build_model(name, 4, 26, 63)
+    model.train()
+    model(torch.randn(4, 1, 26, 63))  # move BN statistics away from their initial values
+    model.eval()
+    x = torch.randn(3, 1, 26, 63)
+    with torch.no_grad():
+        a, b = model(x), model(x)
+        single = model(x[1:2])
+    assert torch.equal(a, b)
+    torch.testing.assert_close(a[1:2], single, rtol=1e-4, atol=1e-5)  # no batch coupling in eval
+
+
+# ---------------------------------------------------------------- export
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_lancet_jit_trace_and_torch_export() -> None:
+    model = LANCET().eval()
+    x = torch.randn(2, 1, 128, 201)
+    other = torch.randn(3, 1, 128, 57)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, (x,))
+        torch.testing.assert_close(traced(other), model(other), rtol=1e-4, atol=1e-5)
+    dims = {0: torch.export.Dim("batch"), 3: torch.export.Dim("time", min=2)}
+    exported = torch.export.export(model, (x,), dynamic_shapes=(dims,))
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(other), model(other), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_lancet_onnx_export(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    model = LANCET().eval()
+    path = tmp_path / "lancet.onnx"
+    torch.onnx.export(
+        model,
+        (torch.randn(2, 1, 128, 201),),
+        str(path),
+        dynamo=False,
+        input_names=["features"],
+        output_names=["logits"],
+        dynamic_axes={"features": {0: "batch", 3: "time"}, "logits": {0: "batch"}},
+    )
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    x = torch.randn(3, 1, 128, 80)
+    (out,) = ReferenceEvaluator(proto).run(None, {"features": x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(out), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_models_py_reexports() -> None:
+    import models
+
+    assert models.MODELS is MODELS and models.LANCET is LANCET
+    assert re.search(r"from lancet\.models import", (ROOT / "models.py").read_text())
