@@ -208,7 +208,8 @@ def test_extract_store_matches_librosa(corpus, tmp_path, kind):
         assert len(index) == x.shape[0] == 10
         assert [r["row"] for r in index] == list(range(10))
         assert set(index[0]) == {"row", "id", "condition", "session", "speaker", "gender", "improvised",
-                                 "class", "start_s", "valid_frames"}
+                                 "label", "class", "start_s", "valid_frames"}
+        assert {r["label"] for r in index} == {"neu"}  # the raw label travels, for other class maps
         starts: dict[str, list[float]] = {}
         for r in index:
             starts.setdefault(r["id"], []).append(r["start_s"])

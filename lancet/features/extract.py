@@ -397,7 +397,7 @@ def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], finger
                     index.append({
                         "row": len(index), "id": row["id"], "condition": cond, "session": row["session"],
                         "speaker": row["speaker"], "gender": row["gender"], "improvised": row["improvised"],
-                        "class": row["class"], "start_s": round(start / sr, 6),
+                        "label": row.get("label", ""), "class": row["class"], "start_s": round(start / sr, 6),
                         "valid_frames": valid_frames(params, n_real, T),
                     })
             flush()

@@ -21,7 +21,8 @@ from lancet.atomic import read_csv, save_json
 from lancet.errors import LancetError
 
 PARAMS_FILE = "params.json"
-INDEX_COLUMNS = ("row", "id", "condition", "session", "speaker", "gender", "improvised", "class", "start_s", "valid_frames")
+INDEX_COLUMNS = ("row", "id", "condition", "session", "speaker", "gender", "improvised", "label", "class", "start_s",
+                 "valid_frames")
 _INT_COLUMNS = ("row", "session", "improvised", "valid_frames")
 _FLOAT_COLUMNS = ("start_s",)
 

@@ -1,0 +1,129 @@
+"""Evaluation: segment scores -> utterance predictions -> metrics, and the robustness matrix.
+
+An utterance's prediction pools its segments: ``mean`` averages their softmax outputs (as published),
+``vote`` takes the majority of the segments' argmax (ties broken by the mean softmax).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .data import SegmentTable, batch_indices, iter_batches
+from .metrics import classification_metrics, mean_std
+
+_NOISE_RE = re.compile(r"^(?P<noise>[A-Za-z]+)_(?P<snr>-?\d+(?:\.\d+)?)dB$")
+
+
+def parse_condition(condition: str) -> tuple[str, float | None]:
+    """``clean`` -> (clean, None); ``babble_-5dB`` -> (babble, -5.0); ``reverberation_room1`` -> (reverberation, None)."""
+    if condition == "clean":
+        return "clean", None
+    m = _NOISE_RE.match(condition)
+    if m:
+        return m.group("noise"), float(m.group("snr"))
+    return condition.split("_", 1)[0], None
+
+
+def condition_sort_key(condition: str) -> tuple:
+    noise, snr = parse_condition(condition)
+    return (noise != "clean", noise, snr if snr is not None else float("inf"), condition)
+
+
+def sort_conditions(conditions: Iterable[str]) -> list[str]:
+    return sorted(set(conditions), key=condition_sort_key)
+
+
+def autocast_context(device: torch.device, amp_dtype: torch.dtype | None):
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp_dtype)
+
+
+def to_model_input(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(B, F, T) stored features -> normalised float32 (B, 1, F, T); ``mean``/``std`` are (F, 1) on the device."""
+    return ((x.float() - mean) / std).unsqueeze(1)
+
+
+@torch.no_grad()
+def predict_segments(model: torch.nn.Module, table: SegmentTable, mean: torch.Tensor, std: torch.Tensor,
+                     device: torch.device, batch_size: int = 64, amp_dtype: torch.dtype | None = None,
+                     workers: int = 0) -> np.ndarray:
+    """Softmax probabilities (n_segments, n_classes) of every segment of ``table``, in table order."""
+    model.eval()
+    pin = device.type == "cuda"
+    out: list[torch.Tensor] = []
+    for batch in iter_batches(table, batch_indices(len(table), batch_size, False, None), workers=workers, pin=pin):
+        x = to_model_input(batch.x.to(device, non_blocking=True), mean, std)
+        lengths = batch.lengths.to(device, non_blocking=True)
+        with autocast_context(device, amp_dtype):
+            logits = model(x, lengths=lengths)
+        out.append(torch.softmax(logits.float(), dim=-1))  # stays on the device: one transfer at the end
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(out).cpu().numpy().astype(np.float32, copy=False)
+
+
+def pool_utterances(probs: np.ndarray, utt: np.ndarray, n_utts: int, method: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+    """Pool segment probabilities per utterance code. Returns (scores (n_utts, K), predicted labels (n_utts,)).
+
+    ``mean``: scores = mean softmax, prediction = its argmax. ``vote``: scores = vote share of each
+    class; prediction = the class with most votes, ties broken by the higher mean softmax.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    utt = np.asarray(utt, dtype=np.int64)
+    k = probs.shape[1]
+    counts = np.bincount(utt, minlength=n_utts).astype(np.float64)
+    sums = np.zeros((n_utts, k), dtype=np.float64)
+    np.add.at(sums, utt, probs)
+    mean = sums / np.maximum(counts, 1)[:, None]
+    if method == "mean":
+        return mean, mean.argmax(axis=1)
+    if method != "vote":
+        raise ValueError(f"unknown pooling {method!r}")
+    votes = np.zeros((n_utts, k), dtype=np.float64)
+    np.add.at(votes, (utt, probs.argmax(axis=1)), 1.0)
+    top = votes.max(axis=1, keepdims=True)
+    tied_mean = np.where(votes == top, mean, -np.inf)
+    return votes / np.maximum(counts, 1)[:, None], tied_mean.argmax(axis=1)
+
+
+def evaluate_table(model: torch.nn.Module, table: SegmentTable, mean: torch.Tensor, std: torch.Tensor,
+                   device: torch.device, n_classes: int, pooling: str = "mean", batch_size: int = 64,
+                   amp_dtype: torch.dtype | None = None, workers: int = 0) -> dict:
+    """Utterance-level metrics (WA, UA, macro-F1, confusion) plus segment-level WA/UA for reference."""
+    probs = predict_segments(model, table, mean, std, device, batch_size, amp_dtype, workers)
+    n_utts = len(table.utt_keys)
+    _, pred = pool_utterances(probs, table.utt, n_utts, pooling)
+    metrics = classification_metrics(table.utterance_labels(), pred, n_classes)
+    seg = classification_metrics(table.labels, probs.argmax(axis=1), n_classes)
+    metrics.update(n_segments=len(table), segment_wa=seg["wa"], segment_ua=seg["ua"])
+    return metrics
+
+
+def robustness_matrix(records: Sequence[dict]) -> list[dict]:
+    """Aggregate per-fold, per-seed, per-condition records into (model, train_on, condition) rows.
+
+    Each record needs ``model``, ``train_on``, ``condition``, ``wa``, ``ua``, ``macro_f1``; the output
+    rows carry mean and std (over folds and seeds) of each and how many runs they pool.
+    """
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["model"], r["train_on"], r["condition"]), []).append(r)
+    rows = []
+    for (model, train_on, condition), rs in groups.items():
+        noise, snr = parse_condition(condition)
+        row = {"model": model, "train_on": train_on, "condition": condition, "noise_type": noise,
+               "snr_db": "" if snr is None else snr, "runs": len(rs),
+               "folds": len({r.get("fold") for r in rs}), "seeds": len({r.get("seed") for r in rs})}
+        for key in ("wa", "ua", "macro_f1"):
+            m, s = mean_std([r[key] for r in rs])
+            row[f"{key}_mean"], row[f"{key}_std"] = m, s
+        rows.append(row)
+    model_order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in records))}
+    rows.sort(key=lambda r: (model_order[r["model"]], r["train_on"], condition_sort_key(r["condition"])))
+    return rows

@@ -1,0 +1,254 @@
+"""The training loop: one model on one fold, with validation, best-checkpoint selection and resume.
+
+Each epoch ends with two atomic writes: ``best.pt`` when the validation score (WA+UA)/2 at the
+utterance level improved, and ``last.pt`` (model, optimizer, scheduler, grad scaler, epoch, best
+state, history and every random generator's state), so an interrupted run continues exactly where
+it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lancet.atomic import atomic_path
+from lancet.errors import LancetError
+
+from .data import Batch, SegmentTable, batch_indices, class_weights, iter_batches, mixup, one_hot
+from .evaluate import autocast_context, evaluate_table, to_model_input
+from .metrics import selection_score
+
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+# ----------------------------------------------------------------------------- device, precision, seeds
+def resolve_device(name: str, threads: int = 0) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a :class:`LancetError`.
+
+    On CPU, torch uses ``threads`` threads (0: every core)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LancetError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise LancetError(f"--device {name!r}: choose auto, cpu or cuda")
+    device = torch.device(name)
+    if device.type == "cpu":
+        torch.set_num_threads(threads if threads > 0 else max(1, os.cpu_count() or 1))
+    else:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: ``auto`` = bf16 on CUDA when supported, else fp16; off on CPU."""
+    if mode == "off":
+        return None
+    if device.type != "cuda":
+        if mode == "auto":
+            return None
+        if mode == "bf16":
+            return torch.bfloat16
+        raise LancetError(f"--amp {mode}: float16 autocast needs a CUDA device (use --amp bf16 or off on CPU)")
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if mode == "bf16":
+        if not torch.cuda.is_bf16_supported():
+            raise LancetError("--amp bf16: this GPU does not support bfloat16 (use --amp fp16)")
+        return torch.bfloat16
+    if mode == "fp16":
+        return torch.float16
+    raise LancetError(f"--amp {mode!r}: choose auto, bf16, fp16 or off")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def _rng_state(rng: np.random.Generator) -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+             "generator": rng.bit_generator.state}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, rng: np.random.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    rng.bit_generator.state = state["generator"]
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, obj: dict) -> None:
+    """``torch.save`` under a temporary name, renamed on success."""
+    with atomic_path(path, ".pt") as tmp:
+        torch.save(obj, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise LancetError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise LancetError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class TrainSettings:
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    lr_decay: float = 0.95
+    lr_floor: float = 1e-6
+    mixup_alpha: float = 0.5
+    class_weighted: bool = False
+    pooling: str = "mean"
+    patience: int | None = None
+    workers: int = 0
+    eval_batch_size: int = 128
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_score: float
+    best_val: dict
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)
+    resumed_from: int = 0
+    seconds: float = 0.0
+
+
+def make_optimizer(model: torch.nn.Module, s: TrainSettings):
+    optimizer = torch.optim.RAdam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    floor = s.lr_floor / s.lr if s.lr > 0 else 0.0
+    decay = s.lr_decay
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda e: max(decay ** e, floor))
+    return optimizer, scheduler
+
+
+def train_step(model: torch.nn.Module, optimizer, scaler, batch: Batch, mean_t: torch.Tensor, std_t: torch.Tensor,
+               n_classes: int, mixup_alpha: float, rng: np.random.Generator, device: torch.device,
+               amp_dtype: torch.dtype | None, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """One optimisation step on a batch (normalise on the device, mixup, autocast, scaled backward).
+
+    Returns the loss as a detached device tensor (reading it forces a sync, so callers do it sparingly)."""
+    x = to_model_input(batch.x.to(device, non_blocking=True), mean_t, std_t)
+    lengths = batch.lengths.to(device, non_blocking=True)
+    targets = one_hot(batch.labels.to(device, non_blocking=True), n_classes)
+    x, targets, lengths, _ = mixup(x, targets, lengths, mixup_alpha, rng)
+    with autocast_context(device, amp_dtype):
+        logits = model(x, lengths=lengths)
+    loss = F.cross_entropy(logits.float(), targets, weight=weight)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
+def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, mean: np.ndarray, std: np.ndarray,
+                n_classes: int, settings: TrainSettings, device: torch.device, amp_dtype: torch.dtype | None,
+                ckpt_dir: Path, seed: int, best_payload: dict[str, Any], desc: str = "",
+                on_epoch_end: Callable[[int], None] | None = None) -> TrainResult:
+    """Train ``model`` (already seeded and built) on ``train``, select on ``val``; resume from ``last.pt``.
+
+    ``best_payload`` is stored with the best weights (model name and options, class names, feature
+    parameters, ...); the normalisation statistics are added here. ``on_epoch_end(epoch)`` is called
+    after each epoch's checkpoint is on disk (tests use it to simulate an interruption).
+    """
+    from tqdm.auto import tqdm
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    optimizer, scheduler = make_optimizer(model, settings)
+    scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and amp_dtype == torch.float16))
+    rng = np.random.default_rng(seed)
+    mean_t = torch.as_tensor(np.asarray(mean, np.float32).reshape(-1, 1), device=device)
+    std_t = torch.as_tensor(np.asarray(std, np.float32).reshape(-1, 1), device=device)
+    weight = None
+    if settings.class_weighted:
+        weight = torch.as_tensor(class_weights(train.labels, n_classes), device=device)
+
+    start, best_score, best_epoch, best_val, history, stale = 0, -np.inf, -1, {}, [], 0
+    last_path = ckpt_dir / LAST
+    if last_path.is_file():
+        state = load_checkpoint(last_path, map_location="cpu")  # RNG states must stay CPU tensors
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], rng)
+        start, best_score, best_epoch = state["epoch"], state["best_score"], state["best_epoch"]
+        best_val, history, stale = state["best_val"], state["history"], state["stale"]
+        if state.get("finished"):
+            return TrainResult(best_epoch, best_score, best_val, start, history, resumed_from=start)
+    resumed_from = start
+    t0 = time.perf_counter()
+    pin = device.type == "cuda"
+    epoch = start
+    finished = False
+    for epoch in range(start, settings.epochs):
+        model.train()
+        batches = batch_indices(len(train), settings.batch_size, True, rng, min_last=2)
+        total_loss, seen = torch.zeros((), device=device), 0
+        bar = tqdm(total=len(batches), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}", unit="batch",
+                   disable=not settings.progress, leave=True, dynamic_ncols=True)
+        for step, batch in enumerate(iter_batches(train, batches, workers=settings.workers, pin=pin), 1):
+            loss = train_step(model, optimizer, scaler, batch, mean_t, std_t, n_classes, settings.mixup_alpha, rng,
+                              device, amp_dtype, weight)
+            total_loss += loss * len(batch.index)  # summed on the device: no sync per step
+            seen += len(batch.index)
+            bar.update(1)
+            if settings.progress and step % 20 == 0:
+                bar.set_postfix(loss=f"{float(total_loss) / max(seen, 1):.4f}")
+        scheduler.step()
+        val_metrics = evaluate_table(model, val, mean_t, std_t, device, n_classes, settings.pooling,
+                                     settings.eval_batch_size, amp_dtype, settings.workers)
+        score = selection_score(val_metrics)
+        record = {"epoch": epoch + 1, "loss": float(total_loss) / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
+                  "val_wa": val_metrics["wa"], "val_ua": val_metrics["ua"], "val_score": score}
+        history.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", val_wa=f"{val_metrics['wa']:.3f}", val_ua=f"{val_metrics['ua']:.3f}")
+        bar.close()
+        if score > best_score:
+            best_score, best_epoch, best_val, stale = score, epoch + 1, val_metrics, 0
+            payload = dict(best_payload)
+            payload.update(model_state=model.state_dict(), epoch=epoch + 1, val=val_metrics,
+                           norm_mean=np.asarray(mean, np.float32), norm_std=np.asarray(std, np.float32))
+            save_checkpoint(ckpt_dir / BEST, payload)
+        else:
+            stale += 1
+        finished = epoch + 1 >= settings.epochs or (settings.patience is not None and stale >= settings.patience)
+        save_checkpoint(last_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "rng": _rng_state(rng), "epoch": epoch + 1, "best_score": best_score,
+            "best_epoch": best_epoch, "best_val": best_val, "history": history, "stale": stale, "finished": finished,
+        })
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1)
+        if finished:
+            break
+    return TrainResult(best_epoch, best_score, best_val, len(history), history, resumed_from,
+                       time.perf_counter() - t0)

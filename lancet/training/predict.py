@@ -1,0 +1,99 @@
+"""Label wav files with a trained checkpoint: same features, same normalisation, pooled segments."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from lancet.errors import LancetError
+
+from .evaluate import autocast_context, pool_utterances, to_model_input
+from .loop import load_checkpoint, resolve_amp, resolve_device
+
+
+@dataclass
+class Predictor:
+    model: torch.nn.Module
+    class_names: list[str]
+    mean: torch.Tensor
+    std: torch.Tensor
+    feature_record: dict
+    pooling: str
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    n_frames: int
+
+
+def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str = "off") -> Predictor:
+    """Rebuild the model of a ``best.pt`` written by the trainer, on ``device``."""
+    from lancet.models import build_model
+
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(checkpoint, map_location=dev)
+    needed = ("model_name", "model_state", "class_names", "norm_mean", "norm_std", "feature_params", "n_freq", "n_frames")
+    missing = [k for k in needed if k not in ckpt]
+    if missing:
+        raise LancetError(f"{checkpoint}: not a LANCET best checkpoint (missing {', '.join(missing)})")
+    model = build_model(ckpt["model_name"], len(ckpt["class_names"]), ckpt["n_freq"], ckpt["n_frames"],
+                        **ckpt.get("model_options", {}))
+    model.load_state_dict(ckpt["model_state"])
+    model.to(dev).eval()
+    return Predictor(model=model, class_names=list(ckpt["class_names"]),
+                     mean=torch.as_tensor(np.asarray(ckpt["norm_mean"], np.float32).reshape(-1, 1), device=dev),
+                     std=torch.as_tensor(np.asarray(ckpt["norm_std"], np.float32).reshape(-1, 1), device=dev),
+                     feature_record=dict(ckpt["feature_params"]), pooling=ckpt.get("pooling", "mean"),
+                     device=dev, amp_dtype=resolve_amp(amp, dev), n_frames=int(ckpt["n_frames"]))
+
+
+def utterance_features(path: str | os.PathLike, record: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(segments (n, F, T) float32, valid frames (n,)) of one wav, with the training feature parameters."""
+    from lancet.audio import load_audio
+    from lancet.features.compute import compute_features
+    from lancet.features.params import params_from_record
+    from lancet.features.segment import segment_audio, valid_frames
+
+    params, seg = params_from_record(record)
+    audio = load_audio(path, sr=seg.sample_rate)
+    segments, _, real = segment_audio(audio, seg)
+    if len(segments) == 0:
+        raise LancetError(f"{path}: too short to give one {seg.segment_s:g} s segment "
+                          f"({len(audio) / seg.sample_rate:.2f} s; the features were extracted with short='drop')")
+    feats = compute_features(segments, params, seg.sample_rate)
+    lengths = np.array([valid_frames(params, r, feats.shape[-1]) for r in real], dtype=np.int64)
+    return feats, lengths
+
+
+@torch.no_grad()
+def predict_file(predictor: Predictor, path: str | os.PathLike, pooling: str | None = None) -> dict:
+    feats, lengths = utterance_features(path, predictor.feature_record)
+    if feats.shape[-1] != predictor.n_frames:
+        raise LancetError(f"{path}: features have {feats.shape[-1]} frames, the model expects {predictor.n_frames}")
+    x = to_model_input(torch.from_numpy(feats).to(predictor.device), predictor.mean, predictor.std)
+    with autocast_context(predictor.device, predictor.amp_dtype):
+        logits = predictor.model(x, lengths=torch.from_numpy(lengths).to(predictor.device))
+    probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    scores, pred = pool_utterances(probs, np.zeros(len(probs), np.int64), 1, pooling or predictor.pooling)
+    return {"path": str(path), "label": predictor.class_names[int(pred[0])], "scores": scores[0].tolist(),
+            "n_segments": int(len(probs))}
+
+
+def predict_files(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike], device: str = "auto",
+                  pooling: str | None = None) -> tuple[list[dict], list[str]]:
+    """Predict every file; returns (results, class names)."""
+    if not paths:
+        raise LancetError("--predict: give at least one wav file")
+    predictor = load_predictor(checkpoint, device)
+    return [predict_file(predictor, p, pooling) for p in paths], predictor.class_names
+
+
+def format_predictions(results: list[dict], class_names: Sequence[str]) -> str:
+    head = ["file", "prediction", "segments"] + list(class_names)
+    rows = [[Path(r["path"]).name, r["label"], str(r["n_segments"])] + [f"{s:.3f}" for s in r["scores"]]
+            for r in results]
+    widths = [max(len(row[i]) for row in [head] + rows) for i in range(len(head))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in [head] + rows)

@@ -1,0 +1,314 @@
+"""One training run end to end: folds x models x seeds x training conditions, then the reports.
+
+Layout under ``<results>/<run-name>/``:
+
+* ``config.json`` — the resolved configuration;
+* ``checkpoints/<model>/train-<tag>/seed<seed>/<fold>/best.pt`` (+ ``last.pt`` while training);
+* ``metrics/<model>__train-<tag>__seed<seed>__<fold>.json|.csv`` — per condition, written last: its
+  presence marks the unit finished, and a rerun of the same command skips it;
+* ``metrics_all.json|csv``, ``summary.json|csv`` (the robustness matrix), ``plots/*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from lancet.atomic import save_json
+from lancet.errors import LancetError
+
+from .config import (AMP_MODES, CLASS_MAPS, CLEAN, DEVICES, FEATURE_KINDS, NORM_STATS_MAX_MB, POOLINGS,
+                     PROTOCOLS, TRAIN_ON, TrainConfig)
+from .data import StoreView, build_table
+from .evaluate import evaluate_table, parse_condition, robustness_matrix, sort_conditions
+from .loop import BEST, LAST, TrainSettings, load_checkpoint, resolve_amp, resolve_device, seed_everything, train_model
+from .report import format_summary, write_records, write_summary
+from .splits import Fold, filter_utterances, make_folds, utterances_from_index
+
+
+def class_names() -> tuple[str, ...]:
+    from lancet.corpus import CLASSES
+
+    return tuple(CLASSES)
+
+
+def open_store(features_dir: str | Path, kind: str):
+    """Open ``<features_dir>/<kind>`` with :func:`lancet.features.open_features`, with clear errors."""
+    root = Path(features_dir)
+    if not root.is_dir():
+        raise LancetError(f"{root}: features folder not found (extract features first, or pass --features-dir)")
+    folder = root / kind
+    if not folder.is_dir():
+        found = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "params.json").is_file())
+        raise LancetError(f"{folder}: feature kind '{kind}' has not been extracted "
+                          f"(found: {', '.join(found) if found else 'none'})")
+    from lancet.features import open_features
+
+    store = open_features(folder)
+    if not list(store.conditions):
+        raise LancetError(f"{folder}: the feature store holds no conditions")
+    return store
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    from lancet.models import MODELS
+
+    checks = [("--features", cfg.features, FEATURE_KINDS), ("--protocol", cfg.protocol, PROTOCOLS),
+              ("--classes", cfg.classes, CLASS_MAPS), ("--pooling", cfg.pooling, POOLINGS),
+              ("--train-on", cfg.train_on, TRAIN_ON), ("--device", cfg.device, DEVICES), ("--amp", cfg.amp, AMP_MODES)]
+    for flag, value, choices in checks:
+        if value not in choices:
+            raise LancetError(f"{flag} {value!r}: choose one of {', '.join(choices)}")
+    if not cfg.models:
+        raise LancetError("--models: name at least one model")
+    for name in cfg.models:
+        if name not in MODELS:
+            raise LancetError(f"--models: unknown model {name!r}; known models: {', '.join(MODELS)}")
+    if len(set(cfg.models)) != len(cfg.models):
+        raise LancetError("--models: a model is named twice")
+    if not cfg.seeds:
+        raise LancetError("--seeds: give at least one seed")
+    for flag, value in (("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size)):
+        if value < 1:
+            raise LancetError(f"{flag} must be at least 1, got {value}")
+    if cfg.lr <= 0 or not 0 < cfg.lr_decay <= 1:
+        raise LancetError("--lr must be positive and --lr-decay in (0, 1]")
+    if cfg.mixup_alpha < 0:
+        raise LancetError("--mixup-alpha must be >= 0 (0 disables mixup)")
+    if cfg.patience is not None and cfg.patience < 1:
+        raise LancetError("--patience must be at least 1")
+
+
+def check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
+    """A rerun into an existing run folder must use the same settings (else results would mix)."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise LancetError(f"{path}: unreadable config of an earlier run; remove it or use another --run-name") from None
+    new = cfg.identity()
+    for key, value in new.items():
+        if key in old and old[key] != value:
+            raise LancetError(f"{run_dir}: an earlier run there used {key}={old[key]!r}, this one {value!r}; "
+                              f"use another --run-name or the same settings")
+
+
+@dataclass
+class Unit:
+    model: str
+    seed: int
+    fold: Fold
+    train_on: str                 # clean | matched | all
+    train_conditions: list[str]
+    eval_conditions: list[str]
+
+    @property
+    def tag(self) -> str:
+        return self.train_on if self.train_on != "matched" else f"matched-{self.train_conditions[0]}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}__train-{self.tag}__seed{self.seed}__{self.fold.name}"
+
+
+def plan_units(cfg: TrainConfig, folds: list[Fold], conditions: list[str]) -> list[Unit]:
+    units = []
+    for seed in cfg.seeds:
+        for model in cfg.models:
+            for fold in folds:
+                if cfg.train_on == "clean":
+                    units.append(Unit(model, seed, fold, "clean", [CLEAN], list(conditions)))
+                elif cfg.train_on == "all":
+                    units.append(Unit(model, seed, fold, "all", list(conditions), list(conditions)))
+                else:
+                    for cond in conditions:
+                        units.append(Unit(model, seed, fold, "matched", [cond], [cond]))
+    return units
+
+
+class Trainer:
+    """Runs the planned units of one configuration; see the module docstring for the outputs."""
+
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None,
+                 on_epoch_end: Callable[[Unit, int], None] | None = None) -> None:
+        validate_config(cfg)
+        self.cfg = cfg
+        self.log = log or (lambda msg: print(msg, flush=True))
+        self.on_epoch_end = on_epoch_end
+        self.store = open_store(cfg.features_dir, cfg.features)
+        self.where = str(Path(cfg.features_dir) / cfg.features)
+        self.view = StoreView(self.store, self.where)
+        self.conditions = sort_conditions(self.store.conditions)
+        if cfg.train_on == "clean" and CLEAN not in self.conditions:
+            raise LancetError(f"{self.where}: --train-on clean but the store has no 'clean' condition "
+                              f"(it has {', '.join(self.conditions)})")
+        self.class_names = class_names()
+        self.class_to_label = {c: i for i, c in enumerate(self.class_names)}
+        rows = [row for cond in self.conditions for row in self.view.index(cond).utterance_rows()]
+        if not rows:
+            raise LancetError(f"{self.where}: the feature store has no segments")
+        utterances = utterances_from_index(rows)
+        params = dict(self.store.params) if self.store.params else {}
+        if cfg.classes == "4class-noexc" and all(u.label is None for u in utterances):
+            utterances = self._labels_from_manifest(utterances, params)
+        self.utterances = filter_utterances(utterances, cfg.classes, cfg.improvised_only, self.class_names,
+                                            params.get("classes"), self.where)
+        self.folds = make_folds(self.utterances, cfg.protocol, cfg.folds)
+        self.units = plan_units(cfg, self.folds, self.conditions)
+        self.run_dir = Path(cfg.results_dir) / cfg.resolved_run_name()
+        self.device = resolve_device(cfg.device, cfg.threads)
+        self.amp_dtype = resolve_amp(cfg.amp, self.device)
+        self.n_freq, self.n_frames = (int(v) for v in self.store.shape)
+
+    # ------------------------------------------------------------------ helpers
+    def _labels_from_manifest(self, utterances: list, params: dict) -> list:
+        """The store's index has no raw labels: take them from the manifest the features came from."""
+        import dataclasses
+
+        manifest = params.get("manifest")
+        if not manifest or not Path(manifest).is_file():
+            return utterances  # filter_utterances explains what is missing
+        from lancet.atomic import read_csv
+
+        labels = {r["id"]: r.get("label") for r in read_csv(manifest)}
+        return [dataclasses.replace(u, label=labels.get(u.id) or None) for u in utterances]
+
+    def metrics_path(self, unit: Unit) -> Path:
+        return self.run_dir / "metrics" / f"{unit.key}.json"
+
+    def ckpt_dir(self, unit: Unit) -> Path:
+        return self.run_dir / "checkpoints" / unit.model / f"train-{unit.tag}" / f"seed{unit.seed}" / unit.fold.name
+
+    def settings(self) -> TrainSettings:
+        c = self.cfg
+        return TrainSettings(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
+                             lr_decay=c.lr_decay, lr_floor=c.lr_floor, mixup_alpha=c.mixup_alpha,
+                             class_weighted=c.class_weighted, pooling=c.pooling, patience=c.patience,
+                             workers=c.workers, progress=c.progress)
+
+    def _table(self, conditions: list[str], ids, what: str, unit: Unit):
+        table = build_table(self.view, conditions, ids, self.class_to_label, self.cfg.ram_budget_gb * 2**30)
+        if len(table) == 0:
+            raise LancetError(f"{self.where}: {unit.fold.name}: the {what} split has no segments in "
+                              f"{', '.join(conditions)}")
+        return table
+
+    # ------------------------------------------------------------------ one unit
+    def run_unit(self, unit: Unit) -> list[dict]:
+        from lancet.features import compute_norm_stats
+        from lancet.models import build_model
+
+        import torch
+
+        cfg = self.cfg
+        seed_everything(unit.seed)
+        train = self._table(unit.train_conditions, unit.fold.train, "training", unit)
+        val = self._table(unit.train_conditions, unit.fold.val, "validation", unit)
+        x_norm, len_norm = train.sample(NORM_STATS_MAX_MB * 2**20, np.random.default_rng(unit.seed))
+        mean, std = compute_norm_stats(x_norm, valid_frames=len_norm)
+        del x_norm
+        mean = np.asarray(mean, np.float32).reshape(-1)
+        std = np.asarray(std, np.float32).reshape(-1)
+        options = dict(cfg.model_options.get(unit.model, {}))
+        model = build_model(unit.model, len(self.class_names), self.n_freq, self.n_frames, **options)
+        payload = {
+            "format": "lancet-checkpoint-1", "model_name": unit.model, "model_options": options,
+            "n_classes": len(self.class_names), "class_names": list(self.class_names),
+            "n_freq": self.n_freq, "n_frames": self.n_frames, "feature_kind": self.store.kind,
+            "feature_params": dict(self.store.params), "fold": unit.fold.name, "seed": unit.seed,
+            "train_on": unit.train_on, "train_conditions": unit.train_conditions, "protocol": cfg.protocol,
+            "speaker_independent": unit.fold.speaker_independent, "pooling": cfg.pooling,
+            "test_speakers": list(unit.fold.test_speakers), "config": cfg.to_json(),
+        }
+        ckpt_dir = self.ckpt_dir(unit)
+        hook = None if self.on_epoch_end is None else (lambda epoch: self.on_epoch_end(unit, epoch))
+        desc = f"{unit.model} {unit.fold.name} {unit.tag} seed {unit.seed}"
+        self.log(f"[{desc}] {len(train)} training / {len(val)} validation segments "
+                 f"({'in RAM' if train.in_ram else 'memory-mapped'}), device {self.device}"
+                 + (f" autocast {str(self.amp_dtype).removeprefix('torch.')}" if self.amp_dtype else ""))
+        result = train_model(model, train, val, mean, std, len(self.class_names), self.settings(), self.device,
+                             self.amp_dtype, ckpt_dir, unit.seed, payload, desc=desc, on_epoch_end=hook)
+        if result.resumed_from:
+            self.log(f"[{desc}] resumed after epoch {result.resumed_from}")
+        del train, val
+        best = load_checkpoint(ckpt_dir / BEST, map_location=self.device)
+        model.load_state_dict(best["model_state"])
+        mean_t = torch.as_tensor(mean.reshape(-1, 1), device=self.device)
+        std_t = torch.as_tensor(std.reshape(-1, 1), device=self.device)
+        records = []
+        for cond in unit.eval_conditions:
+            test = build_table(self.view, [cond], unit.fold.test, self.class_to_label, cfg.ram_budget_gb * 2**30)
+            if len(test) == 0:
+                self.log(f"[{desc}] no test segments in {cond}; skipped")
+                continue
+            m = evaluate_table(model, test, mean_t, std_t, self.device, len(self.class_names), cfg.pooling,
+                               128, self.amp_dtype, cfg.workers)
+            noise, snr = parse_condition(cond)
+            records.append({
+                "model": unit.model, "train_on": unit.train_on, "train_condition": "+".join(unit.train_conditions)
+                if unit.train_on != "all" else "all", "fold": unit.fold.name, "seed": unit.seed, "condition": cond,
+                "noise_type": noise, "snr_db": "" if snr is None else snr, "wa": m["wa"], "ua": m["ua"],
+                "macro_f1": m["macro_f1"], "segment_wa": m["segment_wa"], "segment_ua": m["segment_ua"],
+                "n_utterances": m["n"], "n_segments": m["n_segments"], "best_epoch": result.best_epoch,
+                "val_wa": result.best_val.get("wa"), "val_ua": result.best_val.get("ua"),
+                "recall": m["recall"], "confusion": m["confusion"],
+            })
+        if not records:
+            raise LancetError(f"{self.where}: {unit.fold.name}: the test split has no segments in any condition")
+        write_records(self.metrics_path(unit).with_suffix(""), records, self.class_names)
+        (ckpt_dir / LAST).unlink(missing_ok=True)
+        clean = next((r for r in records if r["condition"] == CLEAN), records[0])
+        self.log(f"[{desc}] best epoch {result.best_epoch}: {clean['condition']} test WA {100 * clean['wa']:.1f} "
+                 f"UA {100 * clean['ua']:.1f} F1 {100 * clean['macro_f1']:.1f}")
+        return records
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> dict:
+        cfg = self.cfg
+        check_run_dir(self.run_dir, cfg)
+        resolved = cfg.to_json()
+        resolved.update(device=str(self.device), amp_dtype=str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off",
+                        conditions=self.conditions, folds_run=[f.name for f in self.folds],
+                        class_names=list(self.class_names), feature_shape=[self.n_freq, self.n_frames])
+        save_json(self.run_dir / "config.json", resolved)
+        self.log(json.dumps(resolved, indent=2, default=str))
+        if cfg.protocol == "random":
+            self.log("protocol random: stratified 80/10/10 utterance split (random_state 42), as published — "
+                     "SPEAKER-DEPENDENT: the same speakers are in training and test")
+        for fold in self.folds:
+            self.log(fold.describe())
+        t0 = time.perf_counter()
+        for unit in self.units:
+            if self.metrics_path(unit).is_file():
+                self.log(f"[{unit.key}] finished earlier; skipped")
+                continue
+            self.run_unit(unit)
+        records = self.collect()
+        rows = robustness_matrix(records)
+        speaker_independent = cfg.protocol == "loso"
+        paths = write_summary(self.run_dir, records, rows, self.class_names, speaker_independent)
+        table = format_summary(rows, speaker_independent)
+        self.log(table)
+        self.log(f"results in {self.run_dir} ({time.perf_counter() - t0:.1f} s)")
+        return {"run_dir": self.run_dir, "records": records, "summary": rows, "table": table, "paths": paths}
+
+    def collect(self) -> list[dict]:
+        records = []
+        for unit in self.units:
+            path = self.metrics_path(unit)
+            if path.is_file():
+                records.extend(json.loads(path.read_text()))
+        return records
+
+
+def run_training(cfg: TrainConfig, log: Callable[[str], None] | None = None,
+                 on_epoch_end: Callable[[Unit, int], None] | None = None) -> dict:
+    """Train and evaluate everything ``cfg`` asks for; returns records, summary rows and paths."""
+    return Trainer(cfg, log=log, on_epoch_end=on_epoch_end).run()
