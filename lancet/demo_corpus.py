@@ -134,7 +134,8 @@ def _format_time(x: float) -> str:
 def make_demo_corpus(out_dir: str | Path, seed: int = 0, utterances_per_speaker: int = 38) -> dict:
     """Write the demo corpus under ``out_dir`` in the IEMOCAP release layout; return label counts.
 
-    ``utterances_per_speaker`` scales :data:`LABEL_PLAN` (38 per speaker gives 380 utterances).
+    ``utterances_per_speaker`` scales :data:`LABEL_PLAN` (rounded, at least one of each label; 38 per
+    speaker gives exactly the plan: 380 utterances, 350 in the four classes).
     Deterministic for a seed: the same seed writes the same bytes.
     """
     out_dir = Path(out_dir)
