@@ -98,6 +98,13 @@ def test_training_reports_every_condition_speaker_independently(pipeline):
         record = json.loads((run_dir / "metrics" / f"TCNet__train-clean__seed987654__{fold}.json").read_text())
         assert {r["condition"] for r in record} == {"clean", "white_0dB", "babble_0dB"}
         assert all(0 <= r["wa"] <= 1 and 0 <= r["ua"] <= 1 for r in record)
+    stats = sorted((pipeline["features"] / "mfcc" / "norm_stats").glob("tiny__TCNet*.npz"))
+    assert len(stats) == 2  # one per fold, saved next to the features
+    for path in stats:
+        with np.load(path) as saved:
+            assert saved["mean"].shape == saved["std"].shape == (26,) and (saved["std"] > 0).all()
+            assert len(saved["train_speakers"]) == 6 and len(saved["test_speakers"]) == 2
+            assert not set(saved["train_speakers"]) & set(saved["test_speakers"])
     assert list((run_dir / "plots").glob("confusion_*.png")) and list((run_dir / "plots").glob("snr_*.png"))
 
 

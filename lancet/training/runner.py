@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from lancet.atomic import save_json
+from lancet.atomic import atomic_path, save_json
 from lancet.errors import LancetError
 
 from .config import (AMP_MODES, CLASS_MAPS, CLEAN, DEVICES, FEATURE_KINDS, NORM_STATS_MAX_MB, POOLINGS,
@@ -200,6 +200,17 @@ class Trainer:
                               f"{', '.join(conditions)}")
         return table
 
+    def _save_norm_stats(self, unit: Unit, mean: np.ndarray, std: np.ndarray) -> None:
+        """Keep a fold's statistics next to the features too (they also travel in the checkpoint).
+
+        Named by run and fold, with the training speakers inside, so anyone can check that no test
+        speaker contributed.
+        """
+        path = self.store.folder / "norm_stats" / f"{self.run_dir.name}__{unit.key}.npz"
+        with atomic_path(path, ".npz") as tmp:
+            np.savez(tmp, mean=mean, std=std, train_speakers=np.array(unit.fold.train_speakers),
+                     test_speakers=np.array(unit.fold.test_speakers))
+
     # ------------------------------------------------------------------ one unit
     def run_unit(self, unit: Unit) -> list[dict]:
         from lancet.features import compute_norm_stats
@@ -216,6 +227,7 @@ class Trainer:
         del x_norm
         mean = np.asarray(mean, np.float32).reshape(-1)
         std = np.asarray(std, np.float32).reshape(-1)
+        self._save_norm_stats(unit, mean, std)
         options = dict(cfg.model_options.get(unit.model, {}))
         model = build_model(unit.model, len(self.class_names), self.n_freq, self.n_frames, **options)
         payload = {
