@@ -127,3 +127,20 @@ def test_predict_labels_a_wav_with_probabilities(pipeline):
     assert fields[0] == wav.name and fields[1] in header.split()[3:]
     probabilities = [float(v) for v in fields[3:]]
     assert len(probabilities) == 4 and abs(sum(probabilities) - 1) < 0.01
+
+
+def test_raw_labels_reach_the_trainer_for_other_class_maps(pipeline, tmp_path):
+    """--classes 4class-noexc works on extracted features: the raw label travels in the index."""
+    from lancet.training import TrainConfig
+    from lancet.training.runner import Trainer
+
+    corpus = read_manifest(pipeline["manifest"])
+    n_exc = sum(u.label == "exc" for u in corpus)
+    assert n_exc > 0
+    config = dict(features_dir=str(pipeline["features"]), features="mfcc", models=("TCNet",),
+                  results_dir=str(tmp_path))
+    assert len(Trainer(TrainConfig(**config)).utterances) == len(corpus)
+    noexc = Trainer(TrainConfig(**config, classes="4class-noexc")).utterances
+    assert len(noexc) == len(corpus) - n_exc and all(u.label != "exc" for u in noexc)
+    improvised = Trainer(TrainConfig(**config, improvised_only=True)).utterances
+    assert len(improvised) == sum(u.improvised for u in corpus)

@@ -156,8 +156,6 @@ class Trainer:
             raise LancetError(f"{self.where}: the feature store has no segments")
         utterances = utterances_from_index(rows)
         params = dict(self.store.params) if self.store.params else {}
-        if cfg.classes == "4class-noexc" and all(u.label is None for u in utterances):
-            utterances = self._labels_from_manifest(utterances, params)
         self.utterances = filter_utterances(utterances, cfg.classes, cfg.improvised_only, self.class_names,
                                             params.get("classes"), self.where)
         self.folds = make_folds(self.utterances, cfg.protocol, cfg.folds)
@@ -168,18 +166,6 @@ class Trainer:
         self.n_freq, self.n_frames = (int(v) for v in self.store.shape)
 
     # ------------------------------------------------------------------ helpers
-    def _labels_from_manifest(self, utterances: list, params: dict) -> list:
-        """The store's index has no raw labels: take them from the manifest the features came from."""
-        import dataclasses
-
-        manifest = params.get("manifest")
-        if not manifest or not Path(manifest).is_file():
-            return utterances  # filter_utterances explains what is missing
-        from lancet.atomic import read_csv
-
-        labels = {r["id"]: r.get("label") for r in read_csv(manifest)}
-        return [dataclasses.replace(u, label=labels.get(u.id) or None) for u in utterances]
-
     def metrics_path(self, unit: Unit) -> Path:
         return self.run_dir / "metrics" / f"{unit.key}.json"
 
