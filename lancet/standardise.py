@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lancet.atomic import atomic_path, read_csv
+from lancet.conditions import REVERB
 from lancet.corpus import Utterance, read_manifest
 from lancet.errors import LancetError
+from lancet.noise.augment import MANIFEST_NAME as AUGMENTED_MANIFEST
+from lancet.noise.augment import output_path
 
 MODES = ("link", "copy", "symlink")
 COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speaker", "gender", "improvised",
            "label", "class"]
-AUGMENTED_MANIFEST = "augmented_manifest.csv"
 MANIFEST_NAME = "manifest.csv"
-REVERB = "reverberation"
 _SHOW = 20
 
 
@@ -78,7 +79,7 @@ def _augmented_source(aug_dir: Path, row: dict, utt: Utterance) -> Path:
         level = row["condition"][len(REVERB) + 1:]
     else:
         level = row["snr_db"]
-    return aug_dir / row["noise_type"] / level / f"Session{utt.session}" / "sentences" / "wav" / utt.dialog / f"{utt.id}.wav"
+    return output_path(aug_dir, utt, row["noise_type"], level)
 
 
 def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path) -> tuple[list[Entry], list[str]]:

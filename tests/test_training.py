@@ -14,7 +14,8 @@ from lancet.errors import LancetError
 from lancet.training import metrics as M
 from lancet.training.config import TrainConfig
 from lancet.training.data import SegmentTable, batch_indices, build_table, class_weights, iter_batches, mixup
-from lancet.training.evaluate import parse_condition, pool_utterances, robustness_matrix, sort_conditions
+from lancet.conditions import parse_condition, sort_conditions
+from lancet.training.evaluate import pool_utterances, robustness_matrix
 from lancet.training.splits import Utterance, loso_folds, make_folds, random_split
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
 from lancet.atomic import read_csv, save_json
+from lancet.conditions import condition_sort_key
 from lancet.errors import LancetError
 
 PARAMS_FILE = "params.json"
@@ -66,13 +66,6 @@ class FeatureStore:
 
     def __repr__(self) -> str:
         return f"FeatureStore({str(self.folder)!r}, kind={self.kind!r}, shape={self.shape}, conditions={self.conditions})"
-
-
-def condition_sort_key(condition: str) -> tuple:
-    """clean first, then by name with numbers compared as numbers (babble_-5dB < babble_0dB < babble_10dB)."""
-    parts = re.split(r"(-?\d+(?:\.\d+)?)", condition)
-    key = tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts) if p)
-    return (condition != "clean", key)
 
 
 def _typed(row: dict[str, str]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ import soundfile as sf
 
 from lancet.atomic import atomic_path, read_csv, save_csv, save_json
 from lancet.audio import SAMPLE_RATE, AudioError, load_audio, write_wav
+from lancet.conditions import REVERB, condition_name, snr_name
 from lancet.corpus import Utterance
 from lancet.errors import LancetError
 from lancet.noise import babble as babble_mod
@@ -48,7 +49,6 @@ DEFAULT_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 MANIFEST_NAME = "augmented_manifest.csv"
 CONFIG_NAME = "augment_config.json"
 JOURNAL_NAME = ".augment_journal.jsonl"
-REVERB = "reverberation"
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 SNR_TOLERANCE_DB = 0.1
 MANIFEST_COLUMNS = ["id", "condition", "noise_type", "snr_db", "snr_measured_db", "noise_file", "noise_offset_s",
@@ -56,17 +56,6 @@ MANIFEST_COLUMNS = ["id", "condition", "noise_type", "snr_db", "snr_measured_db"
                     "duration_s", "sample_rate"]
 # Settings whose change would make existing outputs inconsistent with new ones.
 _FIXED_SETTINGS = ("seed", "babble_speakers", "subtype", "crossfade_s")
-
-
-def snr_name(snr: float) -> str:
-    """Folder/condition spelling of an SNR: ``-5``, ``0``, ``20``, ``2.5``."""
-    snr = float(snr)
-    return str(int(snr)) if snr.is_integer() else f"{snr:g}"
-
-
-def condition_name(noise_type: str, level: str) -> str:
-    """``babble_-5dB`` for a noise at an SNR, ``reverberation_<room>`` for a room."""
-    return f"{REVERB}_{level}" if noise_type == REVERB else f"{noise_type}_{level}dB"
 
 
 def task_rng(seed: int, utt_id: str, kind: str) -> np.random.Generator:

@@ -12,9 +12,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-FEATURE_KINDS = ("mel", "mfcc", "spectrogram")
+from lancet.conditions import CLEAN
+from lancet.corpus import CLASS_MAPS as _CORPUS_CLASS_MAPS
+from lancet.features.params import KINDS as _FEATURE_KINDS
+
+FEATURE_KINDS = tuple(_FEATURE_KINDS)
 PROTOCOLS = ("loso", "random")
-CLASS_MAPS = ("4class", "4class-noexc", "improvised")
+CLASS_MAPS = tuple(_CORPUS_CLASS_MAPS)
 POOLINGS = ("mean", "vote")
 TRAIN_ON = ("clean", "matched", "all")
 DEVICES = ("auto", "cpu", "cuda")
@@ -27,7 +31,6 @@ RANDOM_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 LR_FLOOR = 1e-6                  # the learning rate never decays below this
 RAM_BUDGET_GB = 8.0              # a fold's segments are copied to RAM when they fit in this, else the mmap is indexed
 NORM_STATS_MAX_MB = 512.0        # normalisation statistics use at most this much training data (random subsample above)
-CLEAN = "clean"
 
 # Fields that change what a run computes: a rerun into the same results folder must match them.
 IDENTITY_FIELDS = (

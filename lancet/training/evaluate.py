@@ -7,36 +7,15 @@ An utterance's prediction pools its segments: ``mean`` averages their softmax ou
 from __future__ import annotations
 
 import contextlib
-import re
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from lancet.conditions import condition_sort_key, parse_condition
+
 from .data import SegmentTable, batch_indices, iter_batches
 from .metrics import classification_metrics, mean_std
-
-_NOISE_RE = re.compile(r"^(?P<noise>[A-Za-z]+)_(?P<snr>-?\d+(?:\.\d+)?)dB$")
-
-
-def parse_condition(condition: str) -> tuple[str, float | None]:
-    """``clean`` -> (clean, None); ``babble_-5dB`` -> (babble, -5.0); ``reverberation_room1`` -> (reverberation, None)."""
-    if condition == "clean":
-        return "clean", None
-    m = _NOISE_RE.match(condition)
-    if m:
-        return m.group("noise"), float(m.group("snr"))
-    return condition.split("_", 1)[0], None
-
-
-def condition_sort_key(condition: str) -> tuple:
-    noise, snr = parse_condition(condition)
-    return (noise != "clean", noise, snr if snr is not None else float("inf"), condition)
-
-
-def sort_conditions(conditions: Iterable[str]) -> list[str]:
-    return sorted(set(conditions), key=condition_sort_key)
-
 
 def autocast_context(device: torch.device, amp_dtype: torch.dtype | None):
     if amp_dtype is None:

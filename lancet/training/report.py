@@ -10,7 +10,7 @@ import numpy as np
 
 from lancet.atomic import atomic_path, save_csv, save_json
 
-from .evaluate import condition_sort_key, parse_condition
+from lancet.conditions import condition_sort_key, parse_condition
 
 RECORD_FIELDS = ["model", "train_on", "train_condition", "fold", "seed", "condition", "noise_type", "snr_db",
                  "wa", "ua", "macro_f1", "segment_wa", "segment_ua", "n_utterances", "n_segments",

@@ -20,12 +20,13 @@ from typing import Callable
 import numpy as np
 
 from lancet.atomic import atomic_path, save_json
+from lancet.conditions import CLEAN, parse_condition, sort_conditions
 from lancet.errors import LancetError
 
-from .config import (AMP_MODES, CLASS_MAPS, CLEAN, DEVICES, FEATURE_KINDS, NORM_STATS_MAX_MB, POOLINGS,
+from .config import (AMP_MODES, CLASS_MAPS, DEVICES, FEATURE_KINDS, NORM_STATS_MAX_MB, POOLINGS,
                      PROTOCOLS, TRAIN_ON, TrainConfig)
 from .data import StoreView, build_table
-from .evaluate import evaluate_table, parse_condition, robustness_matrix, sort_conditions
+from .evaluate import evaluate_table, robustness_matrix
 from .loop import BEST, LAST, TrainSettings, load_checkpoint, resolve_amp, resolve_device, seed_everything, train_model
 from .report import format_summary, write_records, write_summary
 from .splits import Fold, filter_utterances, make_folds, utterances_from_index
