@@ -1,0 +1,208 @@
+"""One worker-pool driver for every parallel step (augmentation, feature extraction, training units).
+
+Why one: each step used to carry its own ``multiprocessing.Pool`` loop with its own start method
+(extraction hard-coded ``fork``, which is unsafe once torch, tqdm or any other thread is running and
+cannot use CUDA in the children), its own progress bar and its own Ctrl-C handling. :func:`imap` does
+it once:
+
+* start method ``forkserver`` where the platform has it, else ``spawn`` (never ``fork`` by default):
+  workers start from a clean interpreter, so CUDA works in them and no lock held by a parent thread
+  is inherited. ``preload`` names modules the fork server imports once, so workers start warm.
+* ordered or unordered results; at most ``max_pending`` items in flight, and the items are taken
+  from the iterable only as slots free up (a claiming generator claims no more than it can run);
+* a tqdm bar over the results;
+* an error in a worker stops the pool and is raised in the caller naming the item
+  (:class:`WorkerError`, or the same :class:`~lancet.errors.LancetError` prefixed with the item);
+* Ctrl-C (or SIGTERM turned into KeyboardInterrupt by the caller) terminates the workers and
+  re-raises: workers ignore SIGINT so that only the parent decides.
+
+``workers <= 1`` runs everything inline in the calling process (same results, no pool): the
+initializer is called once in the caller.
+
+Example:
+    >>> list(imap(abs, [-1, 2, -3], workers=1, progress=False))
+    [1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import signal
+import sys
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from lancet.errors import LancetError
+
+__all__ = ["WorkerError", "imap", "default_context", "available_cpus"]
+
+
+class WorkerError(RuntimeError):
+    """An item failed in a worker; the message names the item, ``__cause__`` holds the worker's error."""
+
+
+def available_cpus() -> int:
+    """CPU cores this process may use (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def default_context() -> str:
+    """``forkserver`` where available (Linux), else ``spawn`` (macOS, Windows)."""
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+# ----------------------------------------------------------------------------- worker side
+def _worker_init(initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _run_chunk(fn: Callable[[Any], Any], chunk: list) -> list:
+    """Run ``fn`` over a chunk; on failure report which element of the chunk failed."""
+    out = []
+    for i, item in enumerate(chunk):
+        try:
+            out.append(fn(item))
+        except BaseException as exc:
+            raise _Failed(i, exc) from exc
+    return out
+
+
+class _Failed(Exception):
+    """Carries the position of the failing element of a chunk back to the parent (picklable)."""
+
+    def __init__(self, pos: int, exc: BaseException) -> None:
+        super().__init__(pos, exc)
+        self.pos = pos
+        self.exc = exc
+
+    def __reduce__(self):
+        try:  # the worker's exception may not pickle: fall back to its text
+            import pickle
+
+            pickle.dumps(self.exc)
+            exc = self.exc
+        except Exception:
+            exc = RuntimeError(f"{type(self.exc).__name__}: {self.exc}")
+        return (_Failed, (self.pos, exc))
+
+
+# ----------------------------------------------------------------------------- parent side
+def _raise_for(item: Any, exc: BaseException, describe: Callable[[Any], str]) -> None:
+    label = describe(item)
+    if isinstance(exc, LancetError):
+        raise type(exc)(f"{label}: {exc}") from exc
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
+    raise WorkerError(f"{label}: {type(exc).__name__}: {exc}") from exc
+
+
+def imap(fn: Callable[[Any], Any], items: Iterable[Any], workers: int = 1, *,
+         initializer: Callable[..., Any] | None = None, initargs: Sequence[Any] = (),
+         ordered: bool = True, chunksize: int = 1, max_pending: int | None = None,
+         progress: bool = True, desc: str | None = None, unit: str = "item", total: int | None = None,
+         describe: Callable[[Any], str] = repr, context: str | None = None,
+         preload: Sequence[str] = ()) -> Iterator[Any]:
+    """Yield ``fn(item)`` for every item, in order (``ordered``) or as they finish, on ``workers`` processes.
+
+    ``fn``, ``initializer`` and ``initargs`` must be picklable (top-level functions): workers are
+    started with ``context`` (default :func:`default_context`), not forked from the caller.
+    ``max_pending`` bounds the items in flight (default ``4 * workers`` chunks); items are pulled
+    from ``items`` lazily. ``describe(item)`` names the item in errors.
+
+    Shapes: items (N,) -> results (N,), same order when ``ordered``.
+    """
+    from tqdm.auto import tqdm
+
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress, file=sys.stderr, dynamic_ncols=True,
+               leave=False)
+    try:
+        if workers <= 1:
+            if initializer is not None:
+                initializer(*initargs)
+            for item in items:
+                try:
+                    result = fn(item)
+                except Exception as exc:
+                    _raise_for(item, exc, describe)
+                bar.update(1)
+                yield result
+            return
+        yield from _pool_imap(fn, items, workers, initializer, tuple(initargs), ordered, max(1, int(chunksize)),
+                              max_pending, bar, describe, context or default_context(), tuple(preload))
+    finally:
+        bar.close()
+
+
+def _pool_imap(fn, items, workers, initializer, initargs, ordered, chunksize, max_pending, bar, describe,
+               context, preload) -> Iterator[Any]:
+    ctx = mp.get_context(context)
+    if context == "forkserver" and preload:
+        ctx.set_forkserver_preload(list(preload))
+    limit = max_pending if max_pending is not None else 4 * workers
+    limit = max(1, int(limit))
+    done: queue.Queue = queue.Queue()
+    pool = ctx.Pool(workers, initializer=_worker_init, initargs=(initializer, initargs))
+    try:
+        it = iter(items)
+        chunks: dict[int, list] = {}      # submitted, not yet yielded
+        results: dict[int, list] = {}     # finished, waiting for their turn (ordered)
+        next_submit, next_yield, exhausted = 0, 0, False
+
+        def submit() -> bool:
+            nonlocal next_submit
+            chunk = []
+            for item in it:
+                chunk.append(item)
+                if len(chunk) >= chunksize:
+                    break
+            if not chunk:
+                return False
+            k = next_submit
+            chunks[k] = chunk
+            pool.apply_async(_run_chunk, (fn, chunk), callback=lambda r, k=k: done.put((k, r, None)),
+                             error_callback=lambda e, k=k: done.put((k, None, e)))
+            next_submit += 1
+            return True
+
+        while True:
+            while not exhausted and len(chunks) < limit:
+                if not submit():
+                    exhausted = True
+            if not chunks:
+                break
+            k, res, err = done.get()
+            if err is not None:
+                chunk = chunks[k]
+                if isinstance(err, _Failed):
+                    item, exc = chunk[err.pos], err.exc
+                else:
+                    item, exc = chunk[0], err
+                pool.terminate()
+                _raise_for(item, exc, describe)
+            if ordered:
+                results[k] = res
+                while next_yield in results:
+                    chunks.pop(next_yield)
+                    for r in results.pop(next_yield):
+                        bar.update(1)
+                        yield r
+                    next_yield += 1
+            else:
+                chunks.pop(k)
+                for r in res:
+                    bar.update(1)
+                    yield r
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
