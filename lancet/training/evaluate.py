@@ -102,6 +102,10 @@ def robustness_matrix(records: Sequence[dict]) -> list[dict]:
         for key in ("wa", "ua", "macro_f1"):
             m, s = mean_std([r[key] for r in rs])
             row[f"{key}_mean"], row[f"{key}_std"] = m, s
+        # runs where one class took > 90 % of the predictions (report.flag_degenerate), and that class
+        dominant = [r["degenerate"] for r in rs if r.get("degenerate")]
+        row["degenerate_runs"] = len(dominant)
+        row["degenerate"] = ",".join(sorted(set(dominant)))
         rows.append(row)
     model_order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in records))}
     rows.sort(key=lambda r: (model_order[r["model"]], r["train_on"], condition_sort_key(r["condition"])))

@@ -76,3 +76,32 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     if arr.size == 0:
         return float("nan"), float("nan")
     return float(arr.mean()), float(arr.std())
+
+
+# A condition where one class takes more than this share of the predictions is flagged as degenerate:
+# its WA/UA say nothing about emotion (e.g. every utterance labelled "angry" scores UA = 1/K).
+DEGENERATE_SHARE = 0.9
+
+
+def dominant_prediction(cm: np.ndarray | Sequence[Sequence[int]]) -> tuple[int, float]:
+    """(class index, share of all predictions) of the most predicted class of confusion matrix ``cm``.
+
+    Example::
+
+        >>> dominant_prediction([[0, 5], [0, 5]])
+        (1, 1.0)
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    predicted = cm.sum(axis=0)
+    total = int(predicted.sum())
+    if total == 0:
+        return -1, float("nan")
+    k = int(predicted.argmax())
+    return k, float(predicted[k] / total)
+
+
+def degenerate_class(cm: np.ndarray | Sequence[Sequence[int]], class_names: Sequence[str],
+                     threshold: float = DEGENERATE_SHARE) -> str:
+    """The dominant class's name when it takes more than ``threshold`` of the predictions, else ``""``."""
+    k, share = dominant_prediction(cm)
+    return class_names[k] if k >= 0 and share > threshold else ""

@@ -12,19 +12,36 @@ from lancet.atomic import atomic_path, save_csv, save_json
 
 from lancet.conditions import condition_sort_key, parse_condition
 
+from .metrics import DEGENERATE_SHARE
+
 RECORD_FIELDS = ["model", "train_on", "train_condition", "fold", "seed", "condition", "noise_type", "snr_db",
                  "wa", "ua", "macro_f1", "segment_wa", "segment_ua", "n_utterances", "n_segments",
-                 "best_epoch", "val_wa", "val_ua"]
+                 "best_epoch", "val_wa", "val_ua", "degenerate", "dominant_share"]
 SUMMARY_FIELDS = ["model", "train_on", "condition", "noise_type", "snr_db", "runs", "folds", "seeds",
-                  "wa_mean", "wa_std", "ua_mean", "ua_std", "macro_f1_mean", "macro_f1_std"]
+                  "wa_mean", "wa_std", "ua_mean", "ua_std", "macro_f1_mean", "macro_f1_std",
+                  "degenerate_runs", "degenerate"]
 
 
 def record_fields(class_names: Sequence[str]) -> list[str]:
     return RECORD_FIELDS + [f"recall_{c}" for c in class_names]
 
 
+def flag_degenerate(records: list[dict], class_names: Sequence[str]) -> list[dict]:
+    """Add ``degenerate`` (the dominant class when it takes > 90 % of the predictions, else "") and
+    ``dominant_share`` to every record that has a confusion matrix (in place; returned for chaining)."""
+    from .metrics import degenerate_class, dominant_prediction
+
+    for r in records:
+        if "confusion" in r:
+            r["degenerate"] = degenerate_class(r["confusion"], class_names)
+            r["dominant_share"] = dominant_prediction(r["confusion"])[1]
+    return records
+
+
 def write_records(path_stem: Path, records: list[dict], class_names: Sequence[str]) -> None:
-    """``<stem>.json`` (with confusion matrices) and ``<stem>.csv`` (one row per record)."""
+    """``<stem>.json`` (with confusion matrices) and ``<stem>.csv`` (one row per record); degenerate
+    conditions are flagged on the way (:func:`flag_degenerate`)."""
+    flag_degenerate(records, class_names)
     save_json(path_stem.with_suffix(".json"), records)
     rows = []
     for r in records:
@@ -54,7 +71,8 @@ def format_summary(rows: list[dict], speaker_independent: bool) -> str:
         line = [cond]
         for m, t in columns:
             r = cell.get((m, t, cond))
-            line.append("-" if r is None else f"WA {_pct(r['wa_mean'], r['wa_std'])} / UA {_pct(r['ua_mean'], r['ua_std'])}")
+            line.append("-" if r is None else f"WA {_pct(r['wa_mean'], r['wa_std'])} / UA {_pct(r['ua_mean'], r['ua_std'])}"
+                        + (" !" if r.get("degenerate_runs") else ""))
         lines.append(line)
     widths = [max(len(row[i]) for row in [head] + lines) for i in range(len(head))]
     fmt = lambda row: "  ".join(v.ljust(w) for v, w in zip(row, widths))  # noqa: E731
@@ -64,6 +82,12 @@ def format_summary(rows: list[dict], speaker_independent: bool) -> str:
     out = [f"Utterance-level WA / UA in % (mean ± std over folds x seeds; runs per cell: "
            f"{', '.join(map(str, runs))}) — {title}", fmt(head), fmt(["-" * w for w in widths])]
     out += [fmt(line) for line in lines]
+    flagged = [r for r in rows if r.get("degenerate_runs")]
+    if flagged:
+        out.append(f"! degenerate: one class takes more than {100 * DEGENERATE_SHARE:.0f} % of the predictions "
+                   f"(the figure is chance, not a measurement):")
+        out += [f"  {r['model']} (train {r['train_on']}) {r['condition']}: {r['degenerate']} in "
+                f"{r['degenerate_runs']} of {r['runs']} runs" for r in flagged]
     return "\n".join(out)
 
 

@@ -1,0 +1,166 @@
+"""Noise-robustness components (issue 12): normalisation modes, SpecAugment, the degenerate flag,
+the noise-file train/test split, fold-safe babble and on-the-fly augmentation."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+import torch
+
+from lancet.training import metrics as M
+from lancet.training import normalize as N
+from lancet.training import specaugment as SA
+
+
+@pytest.mark.parametrize("module", [N, SA, M])
+def test_doctests(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------------------------------------------- normalisation
+def _known():
+    """Two utterances: utt 0 = segments 0 (3 valid frames) and 1 (full); utt 1 = segment 2 (2 valid frames)."""
+    x = np.zeros((3, 2, 4))
+    x[0] = [[1, 2, 3, 99], [0, 0, 6, 99]]        # frame 3 is padding: must not count
+    x[1] = [[4, 4, 4, 4], [2, 2, 2, 2]]
+    x[2] = [[10, 20, -5, -5], [7, 7, 0, 0]]
+    return x, np.array([3, 4, 2]), np.array([0, 0, 1])
+
+
+def test_segment_stats_on_known_arrays():
+    x, lengths, _ = _known()
+    mean, std = N.segment_stats(x, lengths)
+    assert np.allclose(mean, [[2, 2], [4, 2], [15, 7]])
+    assert np.allclose(std[0], [np.std([1, 2, 3]), np.std([0, 0, 6])])
+    assert np.allclose(std[1], N.MIN_STD) and np.allclose(std[2], [5, N.MIN_STD])
+    tm, ts = N.segment_stats_torch(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(lengths))
+    assert np.allclose(tm.numpy(), mean, atol=1e-5) and np.allclose(ts.numpy(), std, atol=1e-5)
+
+
+def test_utterance_stats_on_known_arrays():
+    x, lengths, utt = _known()
+    mean, std = N.utterance_stats(x, lengths, utt)
+    bin0 = [1, 2, 3, 4, 4, 4, 4]
+    bin1 = [0, 0, 6, 2, 2, 2, 2]
+    assert np.allclose(mean[0], [np.mean(bin0), np.mean(bin1)])
+    assert np.allclose(std[0], [np.std(bin0), np.std(bin1)], atol=1e-6)
+    assert np.allclose(mean[1], [15, 7]) and np.allclose(std[1], [5, N.MIN_STD])
+    chunked = N.utterance_stats(x, lengths, utt, chunk=1)
+    assert np.allclose(chunked[0], mean) and np.allclose(chunked[1], std)
+
+
+def _table(x, lengths, utt):
+    from lancet.training.data import SegmentTable
+
+    n = len(x)
+    keys = [("clean", f"u{i}") for i in range(int(utt.max()) + 1)]
+    return SegmentTable([x.astype(np.float32)], np.zeros(n, np.int32), np.arange(n), np.zeros(n, np.int64),
+                        lengths, utt, keys, ["clean"])
+
+
+@pytest.mark.parametrize("mode", N.NORM_MODES)
+def test_normaliser_modes_on_a_batch(mode):
+    x, lengths, utt = _known()
+    table = _table(x, lengths, utt)
+    g_mean, g_std = np.array([1.0, 2.0]), np.array([2.0, 4.0])
+    norm = N.Normaliser(mode, g_mean, g_std).bind(table)
+    idx = np.array([2, 0])  # out of order: the lookup must follow the batch's indices
+    out = norm(torch.as_tensor(x[idx], dtype=torch.float32), torch.as_tensor(lengths[idx]), idx).numpy()
+    assert out.shape == (2, 1, 2, 4)
+    if mode == "global":
+        assert np.allclose(out[:, 0], (x[idx] - g_mean[:, None]) / g_std[:, None])
+        return
+    if mode == "segment":
+        mean, std = N.segment_stats(x, lengths)
+    else:
+        um, us = N.utterance_stats(x, lengths, utt)
+        mean, std = um[utt], us[utt]
+    for b, i in enumerate(idx):
+        v = lengths[i]
+        expect = (x[i, :, :v] - mean[i][:, None]) / std[i][:, None]
+        assert np.allclose(out[b, 0, :, :v], expect, atol=1e-4)
+        assert np.all(out[b, 0, :, v:] == 0)  # padding is zero, whatever it held (99, -5)
+    if mode == "segment":  # every valid bin of a segment has mean 0 (std 1 unless constant)
+        assert np.allclose(out[1, 0, :, :3].mean(axis=-1), 0, atol=1e-5)
+
+
+def test_utterance_norm_removes_a_stationary_offset():
+    """A constant added in one band (a stationary noise floor in the log domain) disappears under CMVN."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3, 10))
+    shifted = x.copy()
+    shifted[:, 1] += 5.0
+    lengths, utt = np.array([10, 10, 7, 10]), np.array([0, 0, 1, 1])
+    a = N.Normaliser("utterance", np.zeros(3), np.ones(3)).bind(_table(x, lengths, utt))
+    b = N.Normaliser("utterance", np.zeros(3), np.ones(3)).bind(_table(shifted, lengths, utt))
+    idx = np.arange(4)
+    xa = a(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(lengths), idx)
+    xb = b(torch.as_tensor(shifted, dtype=torch.float32), torch.as_tensor(lengths), idx)
+    assert torch.allclose(xa, xb, atol=1e-4)
+
+
+def test_normaliser_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        N.Normaliser("frame", np.zeros(2), np.ones(2))
+
+
+# ----------------------------------------------------------------------------- SpecAugment
+def test_specaugment_masks_shapes_and_counts():
+    b, f, t = 64, 40, 50
+    lengths = torch.tensor([50] * 32 + [20] * 32)
+    x = torch.ones(b, 1, f, t)
+    out, mask = SA.spec_augment(x, lengths, np.random.default_rng(1), time_masks=2, time_width=6,
+                                freq_masks=1, freq_width=5, return_mask=True)
+    assert out.shape == x.shape and mask.shape == x.shape and mask.dtype == torch.bool
+    assert torch.equal(out == 0, mask)
+    m = mask[:, 0]
+    assert not m[32:, :, 20:].any()  # nothing beyond the valid frames
+    full_t = m.all(dim=1)            # frames masked in every bin = time masks
+    full_f = m[:, :, :20].all(dim=2)  # bins masked over all (common) valid frames = frequency masks
+    assert int(full_t.sum(dim=1).max()) <= 2 * 6 and int(full_f.sum(dim=1).max()) <= 5
+    assert full_t.any() and full_f.any()
+    # masked cells are exactly the union of the masked frames and bins (within the valid frames)
+    valid = torch.arange(t)[None, :] < lengths[:, None]
+    assert torch.equal(m, (full_t[:, None, :] | full_f[:, :, None]) & valid[:, None, :])
+
+
+def test_specaugment_draws_follow_the_generator_and_counts():
+    t_s, t_w, f_s, f_w = SA.draw_masks(1000, 30, 100, np.full(1000, 60), np.random.default_rng(0), 3, 10, 2, 0.2)
+    assert t_s.shape == t_w.shape == (1000, 3) and f_s.shape == f_w.shape == (1000, 2)
+    assert t_w.max() == 10 and f_w.max() == 6 and t_w.min() == 0
+    assert np.all(t_s + t_w <= 60) and np.all(f_s + f_w <= 30) and np.all(t_s >= 0)
+    again = SA.draw_masks(1000, 30, 100, np.full(1000, 60), np.random.default_rng(0), 3, 10, 2, 0.2)
+    assert all(np.array_equal(a, b) for a, b in zip((t_s, t_w, f_s, f_w), again))
+
+
+# ----------------------------------------------------------------------------- degenerate flag
+def test_degenerate_flag_on_a_constant_predictor(tmp_path):
+    from lancet.training.evaluate import robustness_matrix
+    from lancet.training.report import flag_degenerate, format_summary
+
+    classes = ("neutral", "happy", "sad", "angry")
+    y = np.repeat(np.arange(4), 10)
+    const = M.classification_metrics(y, np.full(40, 3), 4)        # everything "angry"
+    good = M.classification_metrics(y, y, 4)
+    nearly = np.where(np.arange(40) < 5, y, 3)                    # 35/40 = 87.5 % angry: not flagged
+    almost = M.classification_metrics(y, nearly, 4)
+    assert const["ua"] == 0.25
+    records = []
+    for cond, m in (("white_10dB", const), ("clean", good), ("babble_0dB", almost)):
+        records.append({"model": "LANCET", "train_on": "clean", "fold": "fold1", "seed": 1, "condition": cond,
+                        "wa": m["wa"], "ua": m["ua"], "macro_f1": m["macro_f1"], "confusion": m["confusion"]})
+    flag_degenerate(records, classes)
+    assert [r["degenerate"] for r in records] == ["angry", "", ""]
+    assert records[0]["dominant_share"] == 1.0 and records[2]["dominant_share"] == pytest.approx(0.875)
+    rows = robustness_matrix(records)
+    by = {r["condition"]: r for r in rows}
+    assert by["white_10dB"]["degenerate_runs"] == 1 and by["white_10dB"]["degenerate"] == "angry"
+    assert by["clean"]["degenerate_runs"] == 0
+    table = format_summary(rows, True)
+    white_line = next(line for line in table.splitlines() if line.startswith("white_10dB"))
+    clean_line = next(line for line in table.splitlines() if line.startswith("clean"))
+    assert white_line.rstrip().endswith("!") and not clean_line.rstrip().endswith("!")
+    assert "white_10dB: angry in 1 of 1 runs" in table
