@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from lancet.atomic import atomic_path
 from lancet.errors import LancetError
 
+from .checkpoint import load_checkpoint, save_checkpoint  # weights_only, no code runs on load
 from .data import Batch, SegmentTable, batch_indices, class_weights, iter_batches, mixup, one_hot
 from .evaluate import autocast_context, evaluate_table, to_model_input
 from .metrics import selection_score
@@ -93,22 +94,6 @@ def _set_rng_state(state: dict, rng: np.random.Generator) -> None:
     rng.bit_generator.state = state["generator"]
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, obj: dict) -> None:
-    """``torch.save`` under a temporary name, renamed on success."""
-    with atomic_path(path, ".pt") as tmp:
-        torch.save(obj, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise LancetError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise LancetError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
 
 
 # ----------------------------------------------------------------------------- training

@@ -13,7 +13,8 @@ import torch
 from lancet.errors import LancetError
 
 from .evaluate import autocast_context, pool_utterances, to_model_input
-from .loop import load_checkpoint, resolve_amp, resolve_device
+from .checkpoint import load_checkpoint
+from .loop import resolve_amp, resolve_device
 
 
 @dataclass

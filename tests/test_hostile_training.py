@@ -1,0 +1,136 @@
+"""Hostile input on the model side: checkpoints that would run code, bad training flags, silent or
+short audio at prediction time, read-only feature folders, splits without a class, model options."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lancet.errors import LancetError
+from lancet.training.checkpoint import NUMPY_KEY, load_checkpoint, save_checkpoint
+
+from test_training import ROOT, _table, _Tiny
+
+ENV = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: what a crafted checkpoint would do with any code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _crafted(tmp_path: Path, legacy: bool = False) -> tuple[Path, Path]:
+    marker = tmp_path / "marker"
+    path = tmp_path / ("legacy.pt" if legacy else "best.pt")
+    obj = {"model_name": "LANCET", "model_state": _Payload(marker)}
+    if legacy:
+        path.write_bytes(pickle.dumps(obj))
+    else:
+        torch.save(obj, path)
+    return path, marker
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_crafted_checkpoint_is_refused_before_anything_runs(tmp_path):
+    for legacy in (False, True):
+        path, marker = _crafted(tmp_path, legacy)
+        if not legacy:  # the file really is hostile: the old loader would have run it
+            torch.load(path, weights_only=False)
+            assert marker.exists()
+            marker.unlink()
+        with pytest.raises(LancetError, match="refused") as err:
+            load_checkpoint(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+        assert not marker.exists()
+    path, _ = _crafted(tmp_path)
+    with pytest.raises(LancetError, match="io.open"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("script", ["predict.py", "train_LANCET.py"])
+def test_crafted_checkpoint_via_scripts(tmp_path, script):
+    from lancet.audio import write_wav
+
+    path, marker = _crafted(tmp_path)
+    wav = tmp_path / "a.wav"
+    write_wav(wav, (0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32))
+    args = [str(wav), "--checkpoint", str(path), "--device", "cpu"]
+    if script == "train_LANCET.py":
+        args = ["--predict"] + args
+    r = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, env=ENV,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode != 0 and not marker.exists()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "refused" in lines[0] and str(path) in lines[0]
+
+
+def test_new_checkpoints_load_weights_only_and_round_trip_numpy(tmp_path):
+    random.seed(1)
+    np.random.seed(2)
+    state = {"norm_mean": np.arange(3, dtype=np.float32), "ids": np.array([1, 2], np.uint16), "flag": np.bool_(True),
+             "nested": [{"rng": np.random.get_state(), "x": np.float64(0.5)}], "python": random.getstate(),
+             "generator": np.random.default_rng(3).bit_generator.state, "t": torch.ones(2)}
+    save_checkpoint(tmp_path / "c.pt", state)
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)  # no allow-list needed
+    assert isinstance(raw["norm_mean"], torch.Tensor) and raw[NUMPY_KEY]
+    back = load_checkpoint(tmp_path / "c.pt")
+    assert NUMPY_KEY not in back and back["norm_mean"].dtype == np.float32 and back["ids"].dtype == np.uint16
+    assert np.array_equal(back["norm_mean"], state["norm_mean"]) and back["flag"] is True
+    assert back["python"] == state["python"] and back["generator"] == state["generator"]
+    saved_rng = back["nested"][0]["rng"]
+    assert saved_rng[0] == "MT19937" and saved_rng[1].dtype == np.uint32 and saved_rng[2:] == state["nested"][0]["rng"][2:]
+    np.random.set_state(saved_rng)
+    first = np.random.random()
+    np.random.set_state(state["nested"][0]["rng"])
+    assert first == np.random.random()
+    with pytest.raises(TypeError, match="Path"):
+        save_checkpoint(tmp_path / "bad.pt", {"where": tmp_path})
+    assert not (tmp_path / "bad.pt").exists()
+
+
+def test_old_format_checkpoint_still_loads(tmp_path):
+    """Earlier versions pickled numpy arrays (statistics and numpy's RNG state) directly."""
+    old = {"format": "lancet-checkpoint-1", "norm_mean": np.linspace(0, 1, 5, dtype=np.float32),
+           "norm_std": np.ones(5, np.float32), "rng": {"numpy": np.random.get_state()}, "model_state": {"w": torch.ones(1)}}
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(Exception):
+        torch.load(tmp_path / "old.pt", weights_only=True)  # why an allow-list is needed at all
+    back = load_checkpoint(tmp_path / "old.pt")
+    assert np.array_equal(back["norm_mean"], old["norm_mean"]) and back["rng"]["numpy"][1].dtype == np.uint32
+
+
+def test_training_writes_weights_only_checkpoints_and_resumes(tmp_path):
+    from lancet.training.loop import BEST, LAST, TrainSettings, train_model
+
+    table, _ = _table(n=40)
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch):
+        if epoch == 1:
+            raise Stop
+
+    s = TrainSettings(epochs=2, batch_size=8, lr=0.1, progress=False)
+    with pytest.raises(Stop):
+        train_model(_Tiny(), table, table, np.zeros(8), np.ones(8), 2, s, torch.device("cpu"), None, tmp_path, 0,
+                    {"model_name": "tiny"}, on_epoch_end=stop)
+    for name in (BEST, LAST):
+        torch.load(tmp_path / name, weights_only=True)
+    res = train_model(_Tiny(), table, table, np.zeros(8), np.ones(8), 2, s, torch.device("cpu"), None, tmp_path, 0,
+                      {"model_name": "tiny"})
+    assert res.resumed_from == 1 and res.epochs_run == 2
+    assert isinstance(load_checkpoint(tmp_path / BEST)["norm_mean"], np.ndarray)
