@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
 from lancet.corpus import read_manifest  # noqa: E402
-from lancet.errors import run_cli  # noqa: E402
+from lancet.errors import HelpFormatter, run_cli  # noqa: E402
+from lancet.locking import WAIT_FLAG_HELP  # noqa: E402
 from lancet.noise.augment import DEFAULT_SNRS, SUBTYPES, AugmentConfig, augment  # noqa: E402
 from lancet.noise.babble import DEFAULT_TALKERS  # noqa: E402
 from lancet.noise.reverb import DEFAULT_ROOMS, ROOM_PRESETS, RIRS_PER_ROOM  # noqa: E402
@@ -40,7 +41,7 @@ SUBTYPE = "PCM_16"
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--manifest", default=MANIFEST, help="corpus manifest (datasets/prepare_IEMOCAP.py)")
     p.add_argument("--iemocap-dir", default=IEMOCAP_DIR,
                    help="original IEMOCAP folder, to copy label files alongside (default: found from the manifest)")
@@ -53,6 +54,9 @@ def main() -> int:
                         f"the corpus")
     p.add_argument("--babble-speakers", type=int, default=BABBLE_SPEAKERS,
                    help="utterances of other speakers summed into babble")
+    p.add_argument("--babble-pool", default="session", choices=("session", "corpus"),
+                   help="session: babble talkers from the target's own session only, so no fold ever trains on a "
+                        "test speaker's voice; corpus: any other speaker (leaks test voices into training babble)")
     p.add_argument("--rir-dir", default=RIR_DIR,
                    help="folder of room impulse responses (each sub-folder a room); default: simulated large rooms")
     p.add_argument("--rooms", nargs="+", default=ROOMS, choices=sorted(ROOM_PRESETS),
@@ -64,14 +68,17 @@ def main() -> int:
     p.add_argument("--subtype", default=SUBTYPE, choices=SUBTYPES,
                    help="wav sample format (FLOAT keeps even very quiet speech exact to 0.1 dB)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--wait", action="store_true", help=WAIT_FLAG_HELP)
     args = p.parse_args()
     utterances = read_manifest(args.manifest)
     config = AugmentConfig(
         out=Path(args.out), snrs=args.snrs, noise_types=args.noise_types,
         noise_dir=Path(args.noise_dir) if args.noise_dir else None, babble_speakers=args.babble_speakers,
+        babble_pool=args.babble_pool,
         reverb=not args.no_reverb, rir_dir=Path(args.rir_dir) if args.rir_dir else None, rooms=args.rooms,
         rirs_per_room=args.rirs_per_room, iemocap_dir=Path(args.iemocap_dir) if args.iemocap_dir else None,
-        seed=args.seed, workers=args.workers, subtype=args.subtype, progress=not args.no_progress)
+        seed=args.seed, workers=args.workers, subtype=args.subtype, progress=not args.no_progress,
+        wait=args.wait)
     augment(utterances, config)
     return 0
 

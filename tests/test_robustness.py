@@ -164,3 +164,78 @@ def test_degenerate_flag_on_a_constant_predictor(tmp_path):
     clean_line = next(line for line in table.splitlines() if line.startswith("clean"))
     assert white_line.rstrip().endswith("!") and not clean_line.rstrip().endswith("!")
     assert "white_10dB: angry in 1 of 1 runs" in table
+
+
+# ----------------------------------------------------------------------------- noise-file split
+def test_noise_split_keeps_recordings_together_and_is_stable():
+    from lancet.noise import split as S
+
+    files = [f"/n/ambient/aircon_{r}_{c}.wav" for r in range(3) for c in range(6)] + \
+            [f"/n/ambient/street_{r}_{c}.wav" for r in range(2) for c in range(4)] + \
+            ["/n/ambient/sc_running_tap.wav", "/n/ambient/sc_exercise_bike.wav"]
+    sp = S.split_recordings(files, seed=3)
+    assert sp.train and sp.test and not set(sp.train) & set(sp.test)
+    assert len(sp.train) + len(sp.test) == 7           # 3 aircon + 2 street recordings + 2 single files
+    for r in range(3):                                 # every chunk of a recording is on the same side
+        assert len({sp.pool(f"/elsewhere/ambient/aircon_{r}_{c}.wav") for c in range(6)}) == 1
+    # a file's side does not depend on the other files listed
+    sub = S.split_recordings(files[:6] + files[-2:], seed=3)
+    assert all(sub.pool(f) == sp.pool(f) for f in files[:6] + files[-2:])
+    assert S.split_recordings(files, seed=4).to_json() != sp.to_json()  # the seed matters
+    two = S.split_recordings(["/a/x.wav", "/a/y.wav"], seed=0, test_fraction=0.01)
+    assert len(two.train) == 1 and len(two.test) == 1  # never an empty pool
+
+
+def test_noise_split_assertion_catches_a_test_recording_in_training():
+    from lancet.noise import split as S
+
+    files = [f"/n/music/song{i}.wav" for i in range(6)]
+    sp = S.split_recordings(files, seed=0)
+    train = [f for f in files if sp.pool(f) == S.TRAIN]
+    test = [f for f in files if sp.pool(f) == S.TEST]
+    S.assert_unseen(train, test, {"music": sp}, "music")
+    with pytest.raises(AssertionError, match="test-pool"):
+        S.assert_unseen(train + test[:1], [], {"music": sp}, "music")
+    with pytest.raises(AssertionError, match="training and in testing"):
+        S.assert_unseen(train, train[:1], {"music": sp}, "music")
+    assert S.entry_pool("generated:white", sp) is None and S.entry_pool("babble:Ses01F_a+Ses01M_b", sp) is None
+    assert S.entry_pool(test[0], sp) == S.TEST
+    assert S.entry_pool("babble:" + "+".join([train[0], test[0]]), sp) == "mixed"
+
+
+# ----------------------------------------------------------------------------- fold babble
+def test_session_babble_never_holds_another_folds_speaker(tmp_path):
+    from test_augment import config, make_corpus, quiet, rows_of
+
+    from lancet.corpus import read_manifest
+    from lancet.noise.augment import augment
+    from lancet.noise.babble import assert_fold_babble
+    from lancet.training.splits import Utterance as U, loso_folds
+
+    manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses01M", "Ses02F", "Ses02M", "Ses03F", "Ses03M"))
+    utts = read_manifest(manifest)
+    augment(utts, config(tmp_path / "aug", noise_types=["babble"], snrs=[0]), log=quiet)
+    speaker = {u.id: u.speaker for u in utts}
+    talkers = {r["id"]: [speaker[t] for t in r["noise_file"].removeprefix("babble:").split("+")]
+               for r in rows_of(tmp_path / "aug" / "augmented_manifest.csv")}
+    assert len(talkers) == len(utts)
+    folds = loso_folds([U(u.id, str(u.session), u.speaker, u.cls, u.improvised) for u in utts])
+    for fold in folds:
+        for uid in fold.train:
+            assert_fold_babble(talkers[uid], fold.train_speakers, fold.test_speakers, fold.val_speakers, uid)
+    # the old behaviour (any other speaker of the corpus) is caught by the assertion
+    fold = folds[0]
+    with pytest.raises(AssertionError, match="test/validation speaker"):
+        assert_fold_babble([fold.test_speakers[0]], fold.train_speakers, fold.test_speakers, fold.val_speakers)
+
+
+def test_session_babble_needs_two_speakers_per_session(tmp_path):
+    from test_augment import config, make_corpus, quiet
+
+    from lancet.corpus import read_manifest
+    from lancet.errors import LancetError
+    from lancet.noise.augment import augment
+
+    manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses02M"))
+    with pytest.raises(LancetError, match="one speaker only"):
+        augment(read_manifest(manifest), config(tmp_path / "aug", noise_types=["babble"], snrs=[0]), log=quiet)

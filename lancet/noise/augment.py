@@ -35,11 +35,14 @@ from typing import Iterable, Sequence
 import numpy as np
 import soundfile as sf
 
-from lancet.atomic import atomic_path, read_csv, save_csv, save_json
+from lancet.atomic import atomic_path, read_csv, remove_stale_temporaries, save_csv, save_json
 from lancet.audio import SAMPLE_RATE, AudioError, load_audio, write_wav
 from lancet.conditions import REVERB, condition_name, snr_name
 from lancet.corpus import Utterance
 from lancet.errors import LancetError
+from lancet.locking import output_lock
+from lancet.paths import inside, safe_component
+from lancet.validate import check_number, check_snrs
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
 from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, measure_snr, mix_at_snr, noise_segment, power
@@ -55,7 +58,7 @@ MANIFEST_COLUMNS = ["id", "condition", "noise_type", "snr_db", "snr_measured_db"
                     "gain", "level_db", "path", "session", "speaker", "gender", "improvised", "label", "class",
                     "duration_s", "sample_rate"]
 # Settings whose change would make existing outputs inconsistent with new ones.
-_FIXED_SETTINGS = ("seed", "babble_speakers", "subtype", "crossfade_s")
+_FIXED_SETTINGS = ("seed", "babble_speakers", "babble_pool", "subtype", "crossfade_s")
 
 
 def task_rng(seed: int, utt_id: str, kind: str) -> np.random.Generator:
@@ -74,6 +77,7 @@ class AugmentConfig:
     noise_dir: Path | None = None
     shared_noise_dir: Path | None = SHARED_NOISE_DIR
     babble_speakers: int = babble_mod.DEFAULT_TALKERS
+    babble_pool: str = "session"  # session: talkers from the target's own session only (no fold leaks); corpus
     reverb: bool = True
     rir_dir: Path | None = None
     rooms: Sequence[str] = reverb_mod.DEFAULT_ROOMS
@@ -84,6 +88,7 @@ class AugmentConfig:
     subtype: str = "PCM_16"
     crossfade_s: float = CROSSFADE_S
     progress: bool = True
+    wait: bool = False  # another run holds --out: wait for it instead of stopping
 
 
 @dataclass
@@ -145,8 +150,15 @@ def _init_worker(state: dict) -> None:
 
 
 def output_path(out: Path, utt: Utterance, kind: str, level: str) -> Path:
-    """Where the augmented copy of ``utt`` goes (release layout under the condition folder)."""
-    return out / kind / level / f"Session{utt.session}" / "sentences" / "wav" / utt.dialog / f"{utt.id}.wav"
+    """Where the augmented copy of ``utt`` goes (release layout under the condition folder).
+
+    Ids come from a manifest anyone can edit: a name that is not one plain file name, or a path that would
+    leave ``out``, is a LancetError (the issue's ``Ses01F_x/../../victim`` once overwrote a file outside).
+    """
+    safe_component(utt.id, "utterance id")
+    safe_component(level, "condition level")
+    path = out / kind / level / f"Session{int(utt.session)}" / "sentences" / "wav" / utt.dialog / f"{utt.id}.wav"
+    return inside(out, path)
 
 
 def _read_written(path: Path) -> np.ndarray:
@@ -175,6 +187,8 @@ def _noise_for(utt: Utterance, source: NoiseSource, length: int, rng: np.random.
     if source.kind == "corpus":
         utts = _STATE["utterances"]
         by_speaker = _STATE["by_speaker"]
+        if _STATE.get("babble_pool", "session") == "session":  # issue 12: no other group's voice, so no fold leaks
+            by_speaker = babble_mod.session_talkers(utt.speaker, str(utt.session), by_speaker, _STATE["group_of"])
         load = lambda i: _STATE["speech_cache"].get(utts[i].path, lambda p: load_audio(p, SAMPLE_RATE))  # noqa: E731
         seg, keys, offs = babble_mod.babble_for(utt.speaker, by_speaker, _STATE["babble_speakers"], length, load, rng, xf)
         return seg, "babble:" + "+".join(utts[k].id for k in keys), ";".join(f"{o / SAMPLE_RATE:.4f}" for o in offs)
@@ -266,16 +280,6 @@ def _load_previous(out: Path) -> dict[str, dict]:
     return {p: r for p, r in rows.items() if Path(p).is_file()}
 
 
-def _remove_temporaries(out: Path) -> int:
-    """Delete temporary files left by a killed run (``.<name>.tmp<pid>.<ext>``, see lancet.atomic)."""
-    n = 0
-    for p in out.rglob(".*.tmp*"):
-        if p.is_file():
-            p.unlink()
-            n += 1
-    return n
-
-
 def _check_config(out: Path, settings: dict) -> None:
     path = out / CONFIG_NAME
     if path.is_file():
@@ -295,7 +299,7 @@ def _check_config(out: Path, settings: dict) -> None:
         for group in ("sources", "rooms"):
             settings[group] = {**old.get(group, {}), **settings[group]}
         settings["snrs"] = sorted(set(old.get("snrs", [])) | set(settings["snrs"]))
-    save_json(path, settings)
+    save_json(path, settings, allow_nan=False)
 
 
 def find_iemocap_dir(utterances: Sequence[Utterance]) -> Path | None:
@@ -314,7 +318,7 @@ def copy_label_files(iemocap_dir: Path, condition_dirs: Iterable[Path]) -> int:
     n = 0
     for cdir in condition_dirs:
         for src in sources:
-            dst = cdir / src.relative_to(iemocap_dir)
+            dst = inside(cdir, cdir / src.relative_to(iemocap_dir))
             if dst.is_file() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
                 continue
             with atomic_path(dst) as tmp:
@@ -327,8 +331,28 @@ def _print(msg: str) -> None:
     print(msg, flush=True)
 
 
+def validate_config(config: AugmentConfig) -> None:
+    """One-line errors for settings that cannot work, before anything is written (NaN SNRs once wrote -32768)."""
+    check_snrs(config.snrs)
+    check_number("--babble-speakers", config.babble_speakers, minimum=1, integer=True)
+    check_number("--rirs-per-room", config.rirs_per_room, minimum=1, integer=True)
+    check_number("--workers", config.workers, minimum=1, integer=True)
+    check_number("--seed", config.seed, minimum=0, integer=True)
+    check_number("crossfade_s", config.crossfade_s, minimum=0.0, maximum=1.0)
+
+
 def augment(utterances: Sequence[Utterance], config: AugmentConfig, log=_print) -> AugmentSummary:
-    """Write the augmented tree and manifest for ``utterances`` (see the module docstring); resumable."""
+    """Write the augmented tree and manifest for ``utterances`` (see the module docstring); resumable.
+
+    The output folder is locked for the whole run (:func:`lancet.locking.output_lock`): the manifest is
+    read, merged and written by one run at a time, and a second run stops (or waits with ``wait``).
+    """
+    validate_config(config)
+    with output_lock(Path(config.out).resolve(), wait=config.wait, log=log):
+        return _augment_locked(utterances, config, log)
+
+
+def _augment_locked(utterances: Sequence[Utterance], config: AugmentConfig, log=_print) -> AugmentSummary:
     if not utterances:
         raise LancetError("no utterances to augment")
     if config.subtype not in SUBTYPES:
@@ -361,28 +385,40 @@ def augment(utterances: Sequence[Utterance], config: AugmentConfig, log=_print) 
                 raise LancetError(f"{config.rir_dir}: no RIR wav/flac files inside")
         else:
             log(f"reverberation: no --rir-dir given; simulating large rooms {', '.join(config.rooms)} "
-                f"with pyroomacoustics (seed {config.seed}, {config.rirs_per_room} RIRs each)")
+                f"with pyroomacoustics (seed {config.seed}, {config.rirs_per_room} RIR{'s' if config.rirs_per_room != 1 else ''} each)")
             try:
                 found = reverb_mod.simulated_rooms(config.rooms, config.seed, config.rirs_per_room, SAMPLE_RATE)
             except ValueError as exc:
                 raise LancetError(str(exc)) from None
         rooms = {r.name: r for r in found}
         for r in found:
-            log(f"reverberation {r.name}: {len(r.rirs)} RIRs")
+            log(f"reverberation {r.name}: {len(r.rirs)} RIR{'s' if len(r.rirs) != 1 else ''}")
 
-    settings = {"seed": config.seed, "babble_speakers": config.babble_speakers, "subtype": config.subtype,
+    settings = {"seed": config.seed, "babble_speakers": config.babble_speakers, "babble_pool": config.babble_pool,
+                "subtype": config.subtype,
                 "crossfade_s": config.crossfade_s, "snrs": snrs,
                 "sources": {nt: s.description for nt, s in sources.items()},
                 "rooms": {name: r.rir_names for name, r in rooms.items()},
                 "snr_definition": "speech power / noise power over the whole utterance, dB"}
     _check_config(out, settings)
-    leftovers = _remove_temporaries(out)
+    leftovers = remove_stale_temporaries(out)  # only those of processes that are gone
     if leftovers:
         log(f"removed {leftovers} temporary file(s) left by an interrupted run")
 
     by_speaker: dict[str, list[int]] = {}
     for i, u in enumerate(utterances):
         by_speaker.setdefault(u.speaker, []).append(i)
+    if config.babble_pool not in babble_mod.BABBLE_POOLS:
+        raise LancetError(f"--babble-pool {config.babble_pool!r}: choose one of {', '.join(babble_mod.BABBLE_POOLS)}")
+    if "babble" in sources and sources["babble"].kind == "corpus" and config.babble_pool == "session":
+        per_session: dict[str, set[str]] = {}
+        for u in utterances:
+            per_session.setdefault(str(u.session), set()).add(u.speaker)
+        alone = sorted(s for s, spk in per_session.items() if len(spk) < 2)
+        if alone:
+            raise LancetError(f"babble from the corpus: session(s) {', '.join(alone)} hold one speaker only, and "
+                              f"session babble needs another speaker of the same session (regroup the speakers, "
+                              f"or --babble-pool corpus, which lets other folds' voices into training babble)")
     if "babble" in sources and sources["babble"].kind == "corpus" and len(by_speaker) < 2:
         raise LancetError("babble from the corpus needs at least two speakers; give --noise-dir with babble/")
 
@@ -405,6 +441,7 @@ def augment(utterances: Sequence[Utterance], config: AugmentConfig, log=_print) 
 
     state = {"utterances": list(utterances), "out": out, "subtype": config.subtype, "seed": config.seed,
              "snrs": snrs, "sources": sources, "rooms": rooms, "by_speaker": by_speaker,
+             "babble_pool": config.babble_pool, "group_of": {u.speaker: str(u.session) for u in utterances},
              "babble_speakers": config.babble_speakers, "crossfade_s": config.crossfade_s}
     journal_path = out / JOURNAL_NAME
     workers = max(1, min(int(config.workers), len(pending) or 1))

@@ -70,3 +70,52 @@ def babble_for(target_speaker: str, by_speaker: Mapping[str, Sequence[str]], n: 
     keys = pick_talkers(target_speaker, by_speaker, n, rng)
     babble, offsets = make_babble([load(k) for k in keys], length, rng, crossfade)
     return babble, keys, offsets
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Whose voices may be in the babble: never a speaker that a model is tested (or validated) on in a fold
+# where it trains on that babble.
+BABBLE_POOLS = ("session", "corpus")
+
+
+def session_talkers(target_speaker: str, target_group: str, by_speaker: Mapping[str, Sequence],
+                    group_of: Mapping[str, str]) -> dict[str, Sequence]:
+    """Talkers for *stored* babble: the other speakers of the target's own group (IEMOCAP session).
+
+    Stored conditions are made once for every fold. Folds split by group, so an utterance and its
+    babble talkers are always on the same side of every fold: a training utterance's babble holds only
+    training speakers, a test utterance's only test speakers. Raises :class:`SilentSignalError` when the
+    group has no other speaker.
+
+    Example::
+
+        >>> by = {"Ses01F": [0, 1], "Ses01M": [2], "Ses02F": [3]}
+        >>> session_talkers("Ses01F", "1", by, {"Ses01F": "1", "Ses01M": "1", "Ses02F": "2"})
+        {'Ses01M': [2]}
+    """
+    pool = {s: items for s, items in by_speaker.items() if group_of.get(s) == target_group and s != target_speaker}
+    if not pool:
+        raise SilentSignalError(f"no other speaker than {target_speaker} in group {target_group} for session babble")
+    return pool
+
+
+def fold_talkers(target_speaker: str, by_speaker: Mapping[str, Sequence], train_speakers: Sequence[str]) -> dict[str, Sequence]:
+    """Talkers for *on-the-fly* babble in one fold: the fold's training speakers other than the target."""
+    allowed = set(train_speakers)
+    pool = {s: items for s, items in by_speaker.items() if s in allowed and s != target_speaker}
+    if not pool:
+        raise SilentSignalError(f"no training speaker other than {target_speaker} for babble")
+    return pool
+
+
+def assert_fold_babble(talker_speakers: Sequence[str], train_speakers: Sequence[str], test_speakers: Sequence[str],
+                       val_speakers: Sequence[str] = (), what: str = "babble") -> None:
+    """Raise AssertionError if a babble heard in training holds a test or validation speaker's voice, or any
+    speaker outside the fold's training speakers."""
+    heard = set(talker_speakers)
+    banned = heard & (set(test_speakers) | set(val_speakers))
+    if banned:
+        raise AssertionError(f"{what}: test/validation speaker(s) {sorted(banned)} in training babble")
+    outside = heard - set(train_speakers)
+    if outside:
+        raise AssertionError(f"{what}: speaker(s) {sorted(outside)} are not training speakers of this fold")
