@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from lancet.errors import run_cli  # noqa: E402
+from lancet.errors import HelpFormatter, run_cli  # noqa: E402
+from lancet.locking import WAIT_FLAG_HELP  # noqa: E402
 from lancet.standardise import MODES, standardise  # noqa: E402
 
 MANIFEST = "datasets/IEMOCAP_manifest.csv"
@@ -27,7 +28,7 @@ MODE = "link"
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--manifest", default=MANIFEST, help="corpus manifest (datasets/prepare_IEMOCAP.py)")
     p.add_argument("--augmented-dir", default=AUGMENTED_DIR, help="output of datasets/augment_IEMOCAP.py")
     p.add_argument("--clean-only", action="store_true", help="only the clean audio (no augmented folder)")
@@ -35,9 +36,10 @@ def main() -> int:
     p.add_argument("--mode", default=MODE, choices=MODES,
                    help="hard link (falls back to copy), copy, or symbolic link")
     p.add_argument("--dry-run", action="store_true", help="print what would be done; touch nothing")
+    p.add_argument("--wait", action="store_true", help=WAIT_FLAG_HELP)
     args = p.parse_args()
     standardise(args.manifest, None if args.clean_only else args.augmented_dir, args.out, mode=args.mode,
-                dry_run=args.dry_run)
+                dry_run=args.dry_run, wait=args.wait)
     return 0
 
 

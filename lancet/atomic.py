@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -37,10 +38,18 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
         np.save(tmp, array)
 
 
-def save_json(path: str | os.PathLike, obj: Any) -> None:
-    """Save JSON atomically, indented for people to read."""
+def save_json(path: str | os.PathLike, obj: Any, allow_nan: bool = True) -> None:
+    """Save JSON atomically, indented for people to read.
+
+    ``allow_nan=False`` (configurations, parameter records): NaN or infinity is refused with a ValueError
+    naming the file, since ``NaN`` is not valid JSON and a setting of NaN is always a mistake.
+    """
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, default=str, allow_nan=allow_nan)
+    except ValueError as exc:
+        raise ValueError(f"{path}: refusing to write a non-finite number (NaN or infinity) into JSON ({exc})") from None
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.write_text(text + "\n")
 
 
 def save_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> None:
@@ -55,5 +64,43 @@ def save_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], fieldna
 
 def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
     """Read a CSV written by :func:`save_csv` into a list of dicts (all values as strings)."""
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's BOM would rename column 1
         return list(csv.DictReader(fh))
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp(?P<pid>\d+)(\.[^.]*)?$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (signal 0 checks without sending anything)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, recursive: bool = True) -> int:
+    """Delete temporary files (``.<name>.tmp<pid>.<ext>``, see :func:`atomic_path`) of processes that are gone.
+
+    A temporary file whose writer is still alive (another run, a worker) is left alone, so a run's
+    start-up never deletes a file another live run is writing. Returns the number removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    n = 0
+    for p in (folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*")):
+        match = _TEMPORARY.match(p.name)
+        if match is None or not p.is_file() or pid_alive(int(match["pid"])):
+            continue
+        try:
+            p.unlink()
+            n += 1
+        except FileNotFoundError:  # removed meanwhile by its writer
+            pass
+    return n

@@ -20,6 +20,7 @@ from typing import Iterable
 from lancet.atomic import read_csv, save_csv
 from lancet.audio import SAMPLE_RATE, AudioError, audio_info, load_audio, write_wav
 from lancet.errors import LancetError
+from lancet.paths import is_safe_component, inside
 
 CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
 
@@ -34,6 +35,8 @@ CLASS_MAPS: dict[str, tuple[dict[str, str], bool]] = {
 }
 DEFAULT_CLASS_MAP = "4class"
 
+_CLASS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
 MANIFEST_COLUMNS = ["id", "path", "session", "speaker", "gender", "improvised", "label", "class",
                     "duration_s", "sample_rate"]
 
@@ -41,7 +44,8 @@ MANIFEST_COLUMNS = ["id", "path", "session", "speaker", "gender", "improvised", 
 _UTTERANCE_LINE = re.compile(
     r"^\[\s*(?P<start>\d+(?:\.\d+)?)\s*-\s*(?P<end>\d+(?:\.\d+)?)\s*\]\t(?P<id>\S+)\t(?P<label>\S+)\t\[[^\]]*\]\s*$"
 )
-_UTTERANCE_ID = re.compile(r"^Ses(?P<session>0[1-5])[FM]_.+_(?P<gender>[FM])[^_]*$")
+# The IEMOCAP id shape, which is also a safe file name: no separators, no dots (``Ses01F_x/../..`` is refused).
+_UTTERANCE_ID = re.compile(r"^Ses(?P<session>0[1-5])[FM]_[A-Za-z0-9_-]+_(?P<gender>[FM])[A-Za-z0-9-]*$")
 
 
 @dataclass
@@ -129,20 +133,25 @@ def parse_emo_evaluation(path: str | Path, scan: CorpusScan | None = None) -> li
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")  # -sig: a BOM would hide line 1
     except OSError as exc:
         raise LancetError(f"{path}: cannot read label file ({exc.strerror})") from None
     lines: list[LabelLine] = []
     for line_no, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip("\r\n")
+        line = raw.strip("\r\n").lstrip("\ufeff")  # a BOM also where files were concatenated
         if not line.strip() or not line.lstrip().startswith("["):
             continue
         match = _UTTERANCE_LINE.match(line.strip())
         if match is None or not _UTTERANCE_ID.match(match["id"]):
-            message = f"{path}:{line_no}: malformed utterance line: {line.strip()[:80]!r}"
+            if match is None:
+                reason, message = "malformed line", f"{path}:{line_no}: malformed utterance line: {line.strip()[:80]!r}"
+            else:  # e.g. "Ses01F_x/../../victim": it would name a file outside the corpus
+                reason, message = "bad utterance id", (
+                    f"{path}:{line_no}: utterance id {match['id'][:80]!r} is not an IEMOCAP id "
+                    f"(SesNN[FM]_<dialog>_[FM]NNN: letters, digits, _ and -, no path separators or dots); skipped")
             if scan is None:
                 raise LancetError(message)
-            scan.warn("malformed line", message)
+            scan.warn(reason, message)
             continue
         lines.append(LabelLine(match["id"], match["label"], float(match["start"]), float(match["end"]), line_no))
     return lines
@@ -207,11 +216,16 @@ def scan_corpus(
                     scan.warn("missing wav", f"{where}: names {wav}, which does not exist; skipped")
                     continue
                 try:
+                    inside(root, wav)  # the id shape already rules out '..'; a symbolic link could still lead out
                     sr, channels, frames = audio_info(wav)
                     if frames == 0:
                         raise AudioError(f"{wav}: empty audio (0 samples)")
                 except AudioError as exc:
-                    scan.warn("broken wav", f"{where}: {exc}; skipped")
+                    reason = "truncated wav" if "truncated wav" in str(exc) else "broken wav"
+                    scan.warn(reason, f"{where}: {exc}; skipped")
+                    continue
+                except LancetError as exc:
+                    scan.warn("outside the corpus", f"{where}: {exc}")
                     continue
                 path = wav
                 if sr != SAMPLE_RATE or channels != 1:
@@ -259,8 +273,11 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     utterances = []
     for line_no, row in enumerate(rows, start=2):
         try:
-            if row["class"] not in CLASSES:
-                raise ValueError(f"unknown class {row['class']!r}")
+            if not _CLASS_NAME.match(row["class"] or ""):  # any corpus's classes (lancet.corpora), not only CLASSES
+                raise ValueError(f"bad class {row['class']!r} (a lower-case word)")
+            if not is_safe_component(row["id"] or ""):  # output paths are built from it (a hand-edited manifest)
+                raise ValueError(f"unsafe utterance id {(row['id'] or '')[:80]!r}: no path separators, '..' "
+                                 f"or leading dot allowed")
             utterances.append(Utterance(
                 id=row["id"], path=row["path"], session=int(row["session"]), speaker=row["speaker"],
                 gender=row["gender"], improvised=row["improvised"] in ("1", "True", "true"),
@@ -272,16 +289,23 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     return utterances
 
 
-def count_table(utterances: list[Utterance]) -> str:
-    """A printable table of utterance counts per class (rows) and session (columns)."""
+def count_table(utterances: list[Utterance], column: str = "S") -> str:
+    """A printable table of utterance counts per class (rows) and session or speaker group (columns).
+
+    Rows are the classes present, in the shared order (:func:`lancet.corpora.classes.ordered_classes`),
+    so a 7-class EmoDB manifest prints seven rows; ``column`` prefixes the session/group numbers.
+    """
+    from lancet.corpora.classes import ordered_classes
+
+    classes = ordered_classes(set(CLASSES) | {u.cls for u in utterances})
     sessions = sorted({u.session for u in utterances})
     counts = Counter((u.cls, u.session) for u in utterances)
-    header = f"{'class':<9}" + "".join(f"{'S' + str(s):>7}" for s in sessions) + f"{'total':>8}"
+    header = f"{'class':<9}" + "".join(f"{column + str(s):>7}" for s in sessions) + f"{'total':>8}"
     lines = [header]
-    for cls in CLASSES:
+    for cls in classes:
         per = [counts[(cls, s)] for s in sessions]
         lines.append(f"{cls:<9}" + "".join(f"{n:>7}" for n in per) + f"{sum(per):>8}")
-    per_session = [sum(counts[(c, s)] for c in CLASSES) for s in sessions]
+    per_session = [sum(counts[(c, s)] for c in classes) for s in sessions]
     lines.append(f"{'total':<9}" + "".join(f"{n:>7}" for n in per_session) + f"{sum(per_session):>8}")
     genders = Counter(u.gender for u in utterances)
     lines.append(f"gender: F {genders['F']}, M {genders['M']}; "
@@ -290,9 +314,9 @@ def count_table(utterances: list[Utterance]) -> str:
     return "\n".join(lines)
 
 
-def report(scan: CorpusScan, file=sys.stdout) -> None:
+def report(scan: CorpusScan, file=sys.stdout, column: str = "S") -> None:
     """Print counts, dropped labels and skipped files of a scan."""
-    print(count_table(scan.utterances), file=file)
+    print(count_table(scan.utterances, column), file=file)
     if scan.dropped_labels:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(scan.dropped_labels.items()))
         print(f"dropped (label outside the class map): {dropped}", file=file)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import errno
 import sys
 from typing import Callable
 
@@ -10,10 +12,37 @@ class LancetError(Exception):
     """Bad input or configuration. The message is one line that names the file and what is wrong."""
 
 
-def run_cli(main: Callable[[], int | None]) -> None:
-    """Run a script's ``main`` and turn a :class:`LancetError` into ``error: ...`` and exit status 2.
+# Errors of the machine rather than of the program: read-only or foreign folders, a full disk, I/O failures.
+ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO,
+                      errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EFBIG, errno.EMFILE, errno.ENFILE}
 
-    Scripts never show a traceback for bad input; real bugs still raise normally.
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError of the machine: the path, what happened, and what to do about it.
+
+    Example:
+        >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "out/a.wav"))
+        'out/a.wav: No space left on device (the disk is full: free some space or choose another output folder, then rerun the same command to resume)'
+    """
+    where = exc.filename if exc.filename is not None else "?"
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    what = exc.strerror or str(exc)
+    hint = ""
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = " (the folder is read-only or not yours: choose a writable output folder)"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        hint = (" (the disk is full: free some space or choose another output folder, "
+                "then rerun the same command to resume)")
+    return f"{where}: {what}{hint}"
+
+
+def run_cli(main: Callable[[], int | None]) -> None:
+    """Run a script's ``main`` and print problems the user can fix as one line, never a traceback.
+
+    A :class:`LancetError` (bad input or settings) prints ``error: ...`` and exits 2; an OSError of the
+    machine (read-only folder, full disk, see :data:`ENVIRONMENT_ERRNOS`) or a soundfile error prints
+    ``error: <path>: ...`` and exits 1. Real bugs still raise normally.
     """
     try:
         code = main()
@@ -23,4 +52,25 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("soundfile"):  # LibsndfileError: 'System error.' on a full disk
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {first} (sound file; is the disk full or the folder read-only?)", file=sys.stderr)
+        sys.exit(1)
     sys.exit(code or 0)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds ``(default: ...)`` to a flag's help unless the help already says its default or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)

@@ -18,12 +18,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lancet.atomic import atomic_path, read_csv
+from lancet.atomic import atomic_path, read_csv, remove_stale_temporaries
 from lancet.conditions import REVERB
 from lancet.corpus import Utterance, read_manifest
 from lancet.errors import LancetError
+from lancet.locking import output_lock
 from lancet.noise.augment import MANIFEST_NAME as AUGMENTED_MANIFEST
 from lancet.noise.augment import output_path
+from lancet.paths import inside, safe_component
 
 MODES = ("link", "copy", "symlink")
 COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speaker", "gender", "improvised",
@@ -90,7 +92,7 @@ def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path
     entries: list[Entry] = []
     missing: list[str] = []
     for u in utts:
-        target = out / "clean" / standard_name(u.id, "clean")
+        target = inside(out, out / "clean" / standard_name(u.id, "clean"))
         entries.append(Entry(Path(u.path), target, _corpus_row(u, "clean", "clean", "", target)))
     if augmented_dir is not None:
         aug_dir = Path(augmented_dir).resolve()
@@ -106,9 +108,12 @@ def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path
                 raise LancetError(f"{aug_manifest}:{line_no}: missing column {exc}") from None
             if utt is None:
                 continue  # an utterance the corpus manifest no longer keeps (other class map)
-            target = out / cond / standard_name(utt.id, cond)
-            entries.append(Entry(_augmented_source(aug_dir, row, utt), target,
-                                 _corpus_row(utt, cond, nt, row.get("snr_db", ""), target)))
+            try:  # a hand-edited row must not place a file outside --out (e.g. condition "../../x")
+                target = inside(out, out / safe_component(cond, "condition") / standard_name(utt.id, cond))
+                source = _augmented_source(aug_dir, row, utt)
+            except LancetError as exc:
+                raise LancetError(f"{aug_manifest}:{line_no}: {exc}") from None
+            entries.append(Entry(source, target, _corpus_row(utt, cond, nt, row.get("snr_db", ""), target)))
     seen: set[Path] = set()
     kept = []
     for e in entries:
@@ -169,10 +174,11 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path, mode: str = "link",
-                dry_run: bool = False, log=print) -> StandardiseReport:
+                dry_run: bool = False, log=print, wait: bool = False) -> StandardiseReport:
     """Build (or bring up to date) the standardised tree and ``<out>/manifest.csv``; see the module docstring.
 
-    With ``dry_run`` nothing is created or changed; the actions are printed through ``log``.
+    With ``dry_run`` nothing is created or changed; the actions are printed through ``log``. Otherwise
+    ``out`` is locked for the run (:func:`lancet.locking.output_lock`; ``wait``: wait for another run).
     """
     if mode not in MODES:
         raise LancetError(f"unknown mode {mode!r} (choose {', '.join(MODES)})")
@@ -183,6 +189,17 @@ def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str
         if _is_within(out, corpus_root) and (corpus_root / "Session1").exists():
             raise LancetError(f"{out}: output folder lies inside the original corpus folder {corpus_root}; "
                               f"choose another --out")
+    if dry_run:
+        return _standardise(entries, missing, out, mode, dry_run, log)
+    with output_lock(out, wait=wait, log=log):
+        leftovers = remove_stale_temporaries(out)
+        if leftovers:
+            log(f"removed {leftovers} temporary file(s) left by an interrupted run")
+        return _standardise(entries, missing, out, mode, dry_run, log)
+
+
+def _standardise(entries: list[Entry], missing: list[str], out: Path, mode: str, dry_run: bool,
+                 log) -> StandardiseReport:
     report = StandardiseReport(missing=missing, manifest=out / MANIFEST_NAME)
     shown = 0
     for e in entries:

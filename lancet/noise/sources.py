@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lancet.errors import LancetError
+
 NOISE_TYPES = ("babble", "music", "ambient", "white")
 AUDIO_EXTENSIONS = (".wav", ".flac")
 # Sub-folder names accepted inside --noise-dir for each noise type: ours first, then MUSAN's.
@@ -84,6 +86,14 @@ def resolve_sources(noise_types, noise_dir: str | Path | None = None,
                 f"(generated:{gen}), not real {nt} noise")
             src = NoiseSource(nt, "generated", generator=gen, description=f"generated stand-in generated:{gen}")
         out[nt] = src
+    wanted = [nt for nt in noise_types if FOLDER_NAMES[nt]]
+    if noise_dir is not None and wanted and not any(
+            src.kind in ("files", "talkers") and Path(src.files[0]).is_relative_to(noise_dir)
+            for src in out.values() if src.files):
+        layout = ", ".join(f"{'|'.join(FOLDER_NAMES[nt] + ((MUSAN_TALKERS,) if nt == 'babble' else ()))}/"
+                           for nt in wanted)
+        raise LancetError(f"{noise_dir}: no usable audio ({', '.join(AUDIO_EXTENSIONS)}) for "
+                          f"{', '.join(wanted)}; expected sub-folders {layout} holding wav/flac files")
     return out
 
 
