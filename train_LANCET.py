@@ -40,6 +40,7 @@ AMP = "auto"                          # auto (bf16 or fp16 on CUDA, off on CPU) 
 WORKERS = 2                           # threads that prepare batches ahead
 THREADS = 0                           # torch CPU threads (0: all cores)
 RAM_BUDGET_GB = 8.0                   # a fold's segments are copied to RAM when they fit, else the mmap is indexed
+JOBS = 0                              # units at once on one device; 0 = as many as fit (CPU: 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=WORKERS, help="batch-preparing threads (0: none)")
     p.add_argument("--threads", type=int, default=THREADS, help="torch CPU threads (0: all cores)")
     p.add_argument("--ram-budget-gb", type=float, default=RAM_BUDGET_GB)
+    p.add_argument("--jobs", type=int, default=JOBS,
+                   help="units (model x fold x seed x condition) trained at once on this device; 0: as many as fit "
+                        "(CUDA: from free memory; CPU: 1)")
+    p.add_argument("--ddp", action="store_true",
+                   help="under torchrun: train each unit data-parallel across all ranks instead of sharing the units")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.add_argument("--predict", nargs="+", metavar="WAV", help="label these wav files with --checkpoint instead of training")
     p.add_argument("--checkpoint", help="best.pt of a trained model (with --predict)")
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         train_on=args.train_on, folds=tuple(args.folds) if args.folds else None, patience=args.patience,
         run_name=args.run_name, results_dir=args.results_dir, device=args.device, amp=args.amp,
         workers=args.workers, threads=args.threads, ram_budget_gb=args.ram_budget_gb, progress=not args.no_progress,
+        jobs=args.jobs, ddp=args.ddp,
     )
     run_training(cfg)
     return 0

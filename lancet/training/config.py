@@ -69,6 +69,8 @@ class TrainConfig:
     workers: int = 2
     threads: int = 0             # CPU threads for torch; 0 = all cores
     ram_budget_gb: float = RAM_BUDGET_GB
+    jobs: int = 0                # units trained at once on this process's device; 0 = as many as fit (CPU: 1)
+    ddp: bool = False            # under torchrun: each unit data-parallel across all ranks instead of sharing units
     model_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
 

@@ -11,6 +11,7 @@ Layout under ``<results>/<run-name>/``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ import numpy as np
 from lancet.atomic import atomic_path, save_json
 from lancet.conditions import CLEAN, parse_condition, sort_conditions
 from lancet.errors import LancetError
+from lancet.locking import output_lock
 
+from . import distributed
 from .config import (AMP_MODES, CLASS_MAPS, DEVICES, FEATURE_KINDS, NORM_STATS_MAX_MB, POOLINGS,
                      PROTOCOLS, TRAIN_ON, TrainConfig)
 from .data import StoreView, build_table
@@ -138,10 +141,14 @@ class Trainer:
     """Runs the planned units of one configuration; see the module docstring for the outputs."""
 
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] | None = None,
-                 on_epoch_end: Callable[[Unit, int], None] | None = None) -> None:
+                 on_epoch_end: Callable[[Unit, int], None] | None = None,
+                 dist: distributed.DistContext | None = None, device=None, threads: int | None = None) -> None:
+        """``dist``: this rank's place in a torchrun launch (default: a single process); ``device`` and
+        ``threads`` override the configured ones (a --jobs worker process gets its rank's device)."""
         validate_config(cfg)
         self.cfg = cfg
-        self.log = log or (lambda msg: print(msg, flush=True))
+        self.dist = dist or distributed.DistContext()
+        self.log = log or (lambda msg: print(self.dist.tag + msg, flush=True))
         self.on_epoch_end = on_epoch_end
         self.store = open_store(cfg.features_dir, cfg.features)
         self.where = str(Path(cfg.features_dir) / cfg.features)
@@ -163,6 +170,20 @@ class Trainer:
         self.units = plan_units(cfg, self.folds, self.conditions)
         self.run_dir = Path(cfg.results_dir) / cfg.resolved_run_name()
         self.device = resolve_device(cfg.device, cfg.threads)
+        # scale-out (lancet.training.distributed): a worker's or a rank's own device and CPU share
+        if device is not None:
+            self.device = device
+        elif self.dist.enabled:
+            self.device = distributed.rank_device(self.dist, self.device)
+            if self.device.type == "cuda":
+                import torch
+
+                torch.cuda.set_device(self.device)
+        self.threads = threads if threads is not None else distributed.rank_threads(self.dist, cfg.threads)
+        if self.device.type == "cpu" and (threads is not None or self.dist.enabled):
+            import torch
+
+            torch.set_num_threads(self.threads)
         self.amp_dtype = resolve_amp(cfg.amp, self.device)
         self.n_freq, self.n_frames = (int(v) for v in self.store.shape)
 
@@ -270,33 +291,117 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self) -> dict:
-        cfg = self.cfg
-        check_run_dir(self.run_dir, cfg)
-        resolved = cfg.to_json()
-        resolved.update(device=str(self.device), amp_dtype=str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off",
-                        conditions=self.conditions, folds_run=[f.name for f in self.folds],
-                        class_names=list(self.class_names), feature_shape=[self.n_freq, self.n_frames])
-        save_json(self.run_dir / "config.json", resolved)
-        self.log(json.dumps(resolved, indent=2, default=str))
-        if cfg.protocol == "random":
-            self.log("protocol random: stratified 80/10/10 utterance split (random_state 42), as published — "
-                     "SPEAKER-DEPENDENT: the same speakers are in training and test")
-        for fold in self.folds:
-            self.log(fold.describe())
-        t0 = time.perf_counter()
-        for unit in self.units:
+        """Train every unfinished unit, then write the summary (on rank 0 once all ranks are done).
+
+        Under torchrun the units are shared among the ranks (or, with ``--ddp``, each unit is trained
+        by all of them together); see :mod:`lancet.training.distributed`.
+        """
+        cfg, ctx = self.cfg, self.dist
+        with contextlib.ExitStack() as held:
+            # rank 0 alone holds the results folder and checks an earlier run's settings; the
+            # other ranks stop with the same one-line error when that fails
+            error = None
+            if ctx.is_main:
+                try:
+                    held.enter_context(output_lock(self.run_dir))
+                    check_run_dir(self.run_dir, cfg)
+                except LancetError as exc:
+                    error = str(exc)
+            error = distributed.broadcast_error(ctx, error, "start")
+            if error is not None:
+                raise LancetError(error)
+            resolved = cfg.to_json()
+            resolved.update(device=str(self.device), amp_dtype=str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off",
+                            conditions=self.conditions, folds_run=[f.name for f in self.folds],
+                            class_names=list(self.class_names), feature_shape=[self.n_freq, self.n_frames],
+                            world_size=ctx.world_size)
+            if ctx.is_main:
+                save_json(self.run_dir / "config.json", resolved)
+                self.log(json.dumps(resolved, indent=2, default=str))
+                if cfg.protocol == "random":
+                    self.log("protocol random: stratified 80/10/10 utterance split (random_state 42), as published — "
+                             "SPEAKER-DEPENDENT: the same speakers are in training and test")
+                for fold in self.folds:
+                    self.log(fold.describe())
+            t0 = time.perf_counter()
+            if cfg.ddp and ctx.enabled:
+                self._run_units_together()
+            else:
+                self._run_units_shared()
+            distributed.wait_for_all(ctx, "units-done", self.log)
+            records = self.collect()
+            rows = robustness_matrix(records)
+            speaker_independent = cfg.protocol == "loso"
+            table = format_summary(rows, speaker_independent)
+            paths: dict = {}
+            if ctx.is_main:
+                missing = [u.key for u in self.units if not self.metrics_path(u).is_file()]
+                if missing:  # a rank finished without an error but left units undone: never summarise half a run
+                    raise LancetError(f"{self.run_dir}: {len(missing)} unit(s) have no metrics (e.g. {missing[0]}); "
+                                      f"rerun the same command to finish them")
+                paths = write_summary(self.run_dir, records, rows, self.class_names, speaker_independent)
+                self.log(table)
+                self.log(f"results in {self.run_dir} ({time.perf_counter() - t0:.1f} s)")
+        return {"run_dir": self.run_dir, "records": records, "summary": rows, "table": table, "paths": paths}
+
+    # ------------------------------------------------------------------ scheduling (lancet.training.distributed)
+    def _claimed_units(self):
+        """The unfinished units this process trains, claimed lazily from the launch's shared counter."""
+        for unit in distributed.claim(self.dist, self.units):
             if self.metrics_path(unit).is_file():
                 self.log(f"[{unit.key}] finished earlier; skipped")
                 continue
+            yield unit
+
+    def resolve_jobs(self) -> int:
+        """``--jobs``, or (0) as many units at once as fit this rank's device (see distributed.auto_jobs)."""
+        if self.cfg.jobs > 0:
+            return self.cfg.jobs
+        todo = sum(not self.metrics_path(u).is_file() for u in self.units)
+        if self.device.type != "cuda" or todo <= 1:
+            return 1
+        from lancet.models import build_model
+
+        arrays = [self.view.segments(c) for c in self.conditions]
+        n_seg = max(a.shape[0] for a in arrays)
+        per_segment = self.n_freq * self.n_frames * arrays[0].dtype.itemsize
+        train_conds = 1 if self.cfg.train_on != "all" else len(self.conditions)
+        need = max(distributed.estimate_unit_bytes(
+            lambda m=m: build_model(m, len(self.class_names), self.n_freq, self.n_frames,
+                                    **self.cfg.model_options.get(m, {})),
+            self.cfg.batch_size, (self.n_freq, self.n_frames), n_seg * train_conds * per_segment,
+            self.device, self.amp_dtype) for m in self.cfg.models)
+        jobs = distributed.auto_jobs(self.device, need, todo, self.dist.local_world_size)
+        self.log(f"--jobs 0: {jobs} unit(s) at once on {self.device} (about {need / 2**30:.2f} GiB per unit)")
+        return jobs
+
+    def _run_units_shared(self) -> None:
+        """Each unit on one process: inline with ``--jobs 1``, else in ``jobs`` worker processes."""
+        jobs = self.resolve_jobs()
+        if jobs <= 1:
+            for unit in self._claimed_units():
+                self.run_unit(unit)
+            return
+        from lancet.workers import imap
+
+        threads = max(1, self.threads // jobs) if self.device.type == "cpu" else 1
+        self.log(f"training {jobs} units at once on {self.device}"
+                 + (f", {threads} CPU thread(s) each" if self.device.type == "cpu" else ""))
+        keys = (unit.key for unit in self._claimed_units())
+        for key in imap(distributed.job_run_unit, keys, workers=jobs, initializer=distributed.job_init,
+                        initargs=(self.cfg, str(self.device), threads), ordered=False, max_pending=jobs,
+                        progress=False, describe=lambda k: f"unit {k}", preload=("torch", "lancet.training.runner")):
+            self.log(f"[{key}] done")
+
+    def _run_units_together(self) -> None:
+        """``--ddp``: every rank trains every unit, each on its shard of every batch."""
+        for unit in self.units:
+            done = distributed.broadcast_error(self.dist, "done" if self.metrics_path(unit).is_file() else None,
+                                               f"skip/{unit.key}")
+            if done:
+                self.log(f"[{unit.key}] finished earlier; skipped")
+                continue
             self.run_unit(unit)
-        records = self.collect()
-        rows = robustness_matrix(records)
-        speaker_independent = cfg.protocol == "loso"
-        paths = write_summary(self.run_dir, records, rows, self.class_names, speaker_independent)
-        table = format_summary(rows, speaker_independent)
-        self.log(table)
-        self.log(f"results in {self.run_dir} ({time.perf_counter() - t0:.1f} s)")
-        return {"run_dir": self.run_dir, "records": records, "summary": rows, "table": table, "paths": paths}
 
     def collect(self) -> list[dict]:
         records = []
@@ -309,5 +414,15 @@ class Trainer:
 
 def run_training(cfg: TrainConfig, log: Callable[[str], None] | None = None,
                  on_epoch_end: Callable[[Unit, int], None] | None = None) -> dict:
-    """Train and evaluate everything ``cfg`` asks for; returns records, summary rows and paths."""
-    return Trainer(cfg, log=log, on_epoch_end=on_epoch_end).run()
+    """Train and evaluate everything ``cfg`` asks for; returns records, summary rows and paths.
+
+    Under torchrun this process is one rank of the launch (see :mod:`lancet.training.distributed`).
+    """
+    import torch
+
+    cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    ctx = distributed.setup("cuda" if cuda else "cpu", ddp=cfg.ddp)
+    try:
+        return Trainer(cfg, log=log, on_epoch_end=on_epoch_end, dist=ctx).run()
+    finally:
+        distributed.teardown(ctx)
