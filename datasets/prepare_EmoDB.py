@@ -1,0 +1,40 @@
+"""Read EmoDB (Berlin Database of Emotional Speech) and write the manifest every later step reads.
+
+    python datasets/prepare_EmoDB.py [--emodb-dir datasets/EmoDB] [--manifest datasets/EmoDB_manifest.csv]
+
+Reads <emodb-dir>/wav/SSTTTEV.wav (speaker, text, emotion letter, version). Prints utterance counts per
+class and speaker group, letters dropped by the class map, names rejected and files skipped, and the
+speaker groups (the manifest's session column). The corpus folder is only read, never written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
+
+from lancet.corpora.emodb import scan_emodb  # noqa: E402
+from lancet.corpora.prepare import add_common_flags, finish  # noqa: E402
+from lancet.errors import run_cli  # noqa: E402
+
+EMODB_DIR = "datasets/EmoDB"
+MANIFEST = "datasets/EmoDB_manifest.csv"
+CONVERTED_DIR = "datasets/EmoDB_16k"  # 16 kHz mono copies of audio stored otherwise
+CLASSES = "4class"                    # 4class (N F T W) | all (7 letters)
+FOLDS_K = 5                           # speaker groups (10 speakers: 2 per group)
+FOLD_SEED = 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--emodb-dir", default=EMODB_DIR, help=f"EmoDB folder holding wav/ (default {EMODB_DIR})")
+    add_common_flags(parser, MANIFEST, CONVERTED_DIR, CLASSES, FOLDS_K, FOLD_SEED)
+    args = parser.parse_args()
+    scan = scan_emodb(args.emodb_dir, classes=args.classes, converted_dir=args.converted_dir)
+    return finish(scan, args, args.emodb_dir)
+
+
+if __name__ == "__main__":
+    run_cli(main)
