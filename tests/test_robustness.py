@@ -239,3 +239,106 @@ def test_session_babble_needs_two_speakers_per_session(tmp_path):
     manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses02M"))
     with pytest.raises(LancetError, match="one speaker only"):
         augment(read_manifest(manifest), config(tmp_path / "aug", noise_types=["babble"], snrs=[0]), log=quiet)
+
+
+# ----------------------------------------------------------------------------- online augmentation
+@pytest.fixture(scope="module")
+def online_corpus(tmp_path_factory):
+    from test_augment import make_corpus
+
+    from lancet.corpus import read_manifest
+
+    root = tmp_path_factory.mktemp("online")
+    manifest = make_corpus(root / "IEMOCAP", speakers=("Ses01F", "Ses01M", "Ses02F", "Ses02M", "Ses03F", "Ses03M"),
+                           per_speaker=2, seconds=2.6)
+    noise = root / "noise"
+    rng = np.random.default_rng(5)
+    from lancet.audio import write_wav
+
+    for i in range(4):   # four short "ambient" recordings (looped with a crossfade when needed)
+        write_wav(noise / "ambient" / f"hum{'abcd'[i]}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32))
+    return read_manifest(manifest), noise
+
+
+def _augmenter(online_corpus, noise_types=("babble", "ambient", "white"), reverb_prob=0.5, **kw):
+    from lancet.features.params import SegmentParams, make_params, params_record
+    from lancet.training.online import OnlineAugmenter, OnlineSettings, TrainUtterance
+
+    utts, noise = online_corpus
+    train = [u for u in utts if u.session in (1, 2)]
+    record = params_record(make_params("mfcc"), SegmentParams(), "float32")
+    settings = OnlineSettings(noise_types=noise_types, reverb_prob=reverb_prob, noise_dir=str(noise),
+                              shared_noise_dir=None, **kw)
+    return OnlineAugmenter([TrainUtterance(u.id, u.path, u.speaker, 0) for u in train],
+                           sorted({u.speaker for u in train}), ["Ses03F", "Ses03M"], record, settings, seed=7,
+                           log=lambda m: None)
+
+
+def test_online_mixer_snr_measured_back_and_sources_fold_safe(online_corpus):
+    from lancet.noise.mixing import measure_snr
+    from lancet.noise.split import TEST, TRAIN
+
+    aug = _augmenter(online_corpus)
+    rng = np.random.default_rng(0)
+    seen = set()
+    for k in range(40):
+        u = aug.utts[k % len(aug.utts)]
+        m = aug.mix(u, rng)
+        seen.add((m.noise_type, bool(m.room)))
+        assert -5.0 <= m.snr_db <= 20.0
+        assert abs(measure_snr(m.speech, m.audio) - m.snr_db) < 0.1
+        assert np.max(np.abs(m.audio)) < 1.0
+        if m.noise_type == "babble":
+            assert m.talkers and u.speaker not in m.talkers and not set(m.talkers) & {"Ses03F", "Ses03M"}
+        if m.noise_type == "ambient":
+            assert aug.splits["ambient"].pool(m.noise_file) == TRAIN
+    assert {t for t, _ in seen} == {"babble", "ambient", "white"} and any(r for _, r in seen)
+    all_files = sorted(str(p) for p in (online_corpus[1] / "ambient").glob("*.wav"))
+    test_pool = [f for f in all_files if aug.splits["ambient"].pool(f) == TEST]
+    assert test_pool and not set(test_pool) & set(aug.sources["ambient"].files)
+
+
+def test_online_babble_refuses_a_test_speaker(online_corpus):
+    from lancet.training.online import OnlineAugmenter, TrainUtterance
+
+    aug = _augmenter(online_corpus)
+    with pytest.raises(AssertionError, match="test/validation"):
+        OnlineAugmenter([TrainUtterance("x", aug.utts[0].path, "Ses03F", 0)], ["Ses03F"], ["Ses03F"],
+                        {"kind": "mfcc"}, aug.s, seed=0)
+
+
+def test_online_features_equal_stored_features(online_corpus, tmp_path):
+    import csv
+
+    from lancet.audio import write_wav
+    from lancet.features import extract_features, open_features
+
+    aug = _augmenter(online_corpus, reverb_prob=0.0)
+    u = aug.utts[0]
+    m = aug.mix(u, np.random.default_rng(3))
+    wav = tmp_path / "mix.wav"
+    write_wav(wav, m.audio, subtype="FLOAT")
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, ["id", "condition", "path", "session", "speaker", "gender", "improvised", "label", "class"])
+        w.writeheader()
+        w.writerow(dict(id=u.id, condition="white_5dB", path=str(wav), session=1, speaker=u.speaker, gender="F",
+                        improvised=1, label="neu") | {"class": "neutral"})
+    extract_features(manifest, tmp_path / "mfcc", kind="mfcc", workers=1, progress=False, log=lambda m: None)
+    store = open_features(tmp_path / "mfcc")
+    stored = np.asarray(store.segments("white_5dB"))
+    lengths = [r["valid_frames"] for r in store.index("white_5dB")]
+    online, online_len = aug.features_of(m.audio)
+    assert online.shape == stored.shape and len(stored) == 2   # 2.6 s: one regular and one end-aligned segment
+    assert np.allclose(online, stored, atol=2e-3, rtol=1e-4)
+    assert list(online_len) == lengths
+    table = aug.epoch_table(0)   # the epoch's table holds the same segmentation
+    assert table.sources[0].shape[1:] == stored.shape[1:] and len(table.utt_keys) == len(aug.utts)
+
+
+def test_online_epochs_differ_and_repeat_for_a_seed(online_corpus):
+    aug = _augmenter(online_corpus, noise_types=("white", "ambient"), reverb_prob=0.0)
+    a, b, a2 = aug.epoch_table(0), aug.epoch_table(1), aug.epoch_table(0)
+    assert np.array_equal(a.sources[0], a2.sources[0])
+    assert not np.allclose(a.sources[0], b.sources[0])
+    assert len(a) == len(b) and np.array_equal(a.labels, b.labels)

@@ -1,0 +1,293 @@
+"""On-the-fly noise augmentation for training (``--train-on online``).
+
+Every epoch, every training utterance is mixed afresh with a noise drawn from the noise types asked
+for, at an SNR drawn uniformly from ``[snr_low, snr_high]`` dB, and reverberated first with probability
+``reverb_prob``; its segments' features are then computed with the project's torch feature path
+(:class:`lancet.features.TorchFeatures`, on the training device). The result is an in-memory
+:class:`~lancet.training.data.SegmentTable` that the training loop uses for that epoch; validation and
+test stay on the stored conditions, so the robustness matrix means the same as for the other modes.
+
+One definition of everything, shared with ``datasets/augment_IEMOCAP.py``:
+
+* SNR and mixing: :func:`lancet.noise.mixing.mix_at_snr` (speech power / noise power over the whole
+  utterance, peak-limited without clipping); noise cut and looped with :func:`~lancet.noise.mixing.noise_segment`;
+* sources: :func:`lancet.noise.sources.resolve_sources` (``--noise-dir``, the shared real recordings,
+  generated stand-ins; generated white) — restricted to the *training pool* of recordings
+  (:mod:`lancet.noise.split`), so no test recording is heard;
+* babble: :func:`lancet.noise.babble.babble_for` over the fold's *training speakers* only
+  (:func:`~lancet.noise.babble.fold_talkers`), asserted for every mixture;
+* reverberation: :func:`lancet.noise.reverb.reverberate` with simulated rooms of a different seed
+  (other placements than the stored test rooms) or the training pool of ``--rir-dir``;
+* segmenting and features: :func:`lancet.features.segment_audio`, :func:`~lancet.features.valid_frames`
+  and the store's own parameters (``params.json``), so online features equal stored ones for the same audio.
+
+Each epoch's draws come from a generator seeded by (seed, epoch): an interrupted run that resumes at
+epoch k sees the same noisy data it would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lancet.atomic import read_csv
+from lancet.audio import SAMPLE_RATE, load_audio
+from lancet.conditions import CLEAN
+from lancet.errors import LancetError
+from lancet.noise import babble as babble_mod
+from lancet.noise import reverb as reverb_mod
+from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, measure_snr, mix_at_snr, noise_segment
+from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, generate, resolve_sources
+from lancet.noise.split import SPLIT_SEED, TEST_FRACTION, TRAIN, split_recordings
+
+from .data import SegmentTable
+
+SNR_RANGE = (-5.0, 20.0)
+REVERB_PROB = 0.2
+ONLINE_ROOM_SEED = 1_000_003   # simulated rooms for training: other source/microphone placements than the stored ones
+ONLINE_CONDITION = "online"
+
+
+@dataclass
+class OnlineSettings:
+    """What an online epoch draws (all flags of train_LANCET.py)."""
+
+    snr_low: float = SNR_RANGE[0]
+    snr_high: float = SNR_RANGE[1]
+    noise_types: Sequence[str] = NOISE_TYPES
+    reverb_prob: float = REVERB_PROB
+    noise_dir: str | None = None
+    shared_noise_dir: str | None = str(SHARED_NOISE_DIR)
+    rir_dir: str | None = None
+    babble_speakers: int = babble_mod.DEFAULT_TALKERS
+    split_seed: int = SPLIT_SEED
+    test_fraction: float = TEST_FRACTION
+    crossfade_s: float = CROSSFADE_S
+
+    def check(self) -> None:
+        if not self.snr_low <= self.snr_high:
+            raise LancetError(f"--online-snr: the low end {self.snr_low} is above the high end {self.snr_high}")
+        if not 0.0 <= self.reverb_prob <= 1.0:
+            raise LancetError(f"--online-reverb-prob must be in [0, 1], got {self.reverb_prob}")
+        unknown = [n for n in self.noise_types if n not in NOISE_TYPES]
+        if unknown or not self.noise_types:
+            raise LancetError(f"--online-noise-types: choose from {', '.join(NOISE_TYPES)} (got {', '.join(unknown) or 'none'})")
+
+
+@dataclass
+class TrainUtterance:
+    id: str
+    path: str
+    speaker: str
+    label: int
+
+
+@dataclass
+class Mixture:
+    """One online mixture: the audio, its speech component and what made it."""
+
+    audio: np.ndarray
+    speech: np.ndarray          # the speech component inside ``audio`` (reverberant if reverberated)
+    snr_db: float
+    noise_type: str
+    noise_file: str
+    talkers: list[str] = field(default_factory=list)   # babble: speakers whose voices are in the noise
+    room: str = ""
+
+
+def clean_audio_paths(manifest: str | os.PathLike) -> dict[str, str]:
+    """``id -> wav path`` of the clean utterances of a combined manifest (PIPELINE.md step 3) or corpus manifest."""
+    path = Path(manifest)
+    if not path.is_file():
+        raise LancetError(f"{path}: audio manifest not found (--train-on online needs the clean audio; "
+                          f"pass --audio-manifest)")
+    rows = read_csv(path)
+    if not rows or "id" not in rows[0] or "path" not in rows[0]:
+        raise LancetError(f"{path}: not a manifest with 'id' and 'path' columns")
+    base = path.resolve().parent
+    out = {}
+    for r in rows:
+        if r.get("condition", CLEAN) != CLEAN:
+            continue
+        p = Path(r["path"])
+        out[r["id"]] = str(p if p.is_absolute() else base / p)
+    if not out:
+        raise LancetError(f"{path}: no clean rows")
+    return out
+
+
+class _Cache:
+    """Audio by path, bounded in bytes (clean training speech is reused every epoch)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.used, self.items = budget, 0, OrderedDict()
+
+    def get(self, key: str) -> np.ndarray:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = load_audio(key, SAMPLE_RATE)
+        self.items[key] = value
+        self.used += value.nbytes
+        while self.used > self.budget and len(self.items) > 1:
+            self.used -= self.items.popitem(last=False)[1].nbytes
+        return value
+
+
+class OnlineAugmenter:
+    """Mixes a fold's training utterances with fresh noise every epoch and computes their features."""
+
+    def __init__(self, utterances: Sequence[TrainUtterance], train_speakers: Sequence[str],
+                 blocked_speakers: Sequence[str], feature_record: dict, settings: OnlineSettings,
+                 seed: int, device: str = "cpu", log: Callable[[str], None] = print,
+                 cache_bytes: int = 4 << 30) -> None:
+        from lancet.features import TorchFeatures
+        from lancet.features.params import params_from_record
+
+        settings.check()
+        self.s = settings
+        self.seed = int(seed)
+        self.utts = list(utterances)
+        self.train_speakers = tuple(sorted(set(train_speakers)))
+        self.blocked = tuple(sorted(set(blocked_speakers)))
+        leaked = {u.speaker for u in self.utts} & set(self.blocked)
+        if leaked:
+            raise AssertionError(f"online training utterances of test/validation speakers {sorted(leaked)}")
+        self.params, self.seg = params_from_record(feature_record)
+        if self.seg.sample_rate != SAMPLE_RATE:
+            raise LancetError(f"features at {self.seg.sample_rate} Hz; online mixing works at {SAMPLE_RATE} Hz")
+        self.shape = tuple(int(v) for v in feature_record["shape"])
+        self.features = TorchFeatures(self.params, self.seg.sample_rate, device=str(device))
+        self.cache = _Cache(cache_bytes)
+        self.xf = int(round(settings.crossfade_s * SAMPLE_RATE))
+        self.by_speaker: dict[str, list[int]] = {}
+        for i, u in enumerate(self.utts):
+            self.by_speaker.setdefault(u.speaker, []).append(i)
+        self.sources = resolve_sources(settings.noise_types, settings.noise_dir, settings.shared_noise_dir, log=log)
+        self.splits = {}
+        for nt, src in self.sources.items():
+            if src.kind in ("files", "talkers"):
+                sp = split_recordings(src.files, settings.split_seed, settings.test_fraction)
+                self.splits[nt] = sp
+                src.files = [f for f in src.files if sp.pool(f) == TRAIN]
+                log(f"online {nt}: {len(src.files)} training-pool files ({sp.describe()}); test-pool files never used")
+                if not src.files:
+                    raise LancetError(f"online {nt}: no recording left in the training pool")
+            else:
+                log(f"online {nt}: {src.description}"
+                    + (" — fold training speakers only" if src.kind == "corpus" else ""))
+        if "babble" in self.sources and self.sources["babble"].kind == "corpus" and len(self.by_speaker) < 2:
+            raise LancetError("online babble from the corpus needs at least two training speakers")
+        self.rooms: list[reverb_mod.Room] = []
+        if settings.reverb_prob > 0:
+            if settings.rir_dir:
+                rooms = reverb_mod.rooms_from_dir(settings.rir_dir, lambda p: load_audio(p, SAMPLE_RATE))
+                for room in rooms:
+                    sp = split_recordings(room.rir_names, settings.split_seed, settings.test_fraction)
+                    keep = [k for k, n in enumerate(room.rir_names) if sp.pool(n) == TRAIN]
+                    self.rooms.append(reverb_mod.Room(room.name, [room.rirs[k] for k in keep],
+                                                      [room.rir_names[k] for k in keep]))
+                self.rooms = [r for r in self.rooms if r.rirs]
+            else:
+                self.rooms = reverb_mod.simulated_rooms(seed=ONLINE_ROOM_SEED, sr=SAMPLE_RATE)
+            log(f"online reverberation (p = {settings.reverb_prob}): " +
+                ", ".join(f"{r.name} ({len(r.rirs)} RIRs)" for r in self.rooms))
+
+    # -------------------------------------------------------------- one mixture
+    def _noise(self, utt: TrainUtterance, noise_type: str, length: int, rng: np.random.Generator):
+        src = self.sources[noise_type]
+        if src.kind == "generated":
+            return generate(src.generator, length, rng, SAMPLE_RATE), f"generated:{src.generator}", []
+        if src.kind == "files":
+            f = src.files[int(rng.integers(len(src.files)))]
+            seg, _ = noise_segment(self.cache.get(f), length, rng, self.xf)
+            return seg, f, []
+        if src.kind == "talkers":
+            talkers = {f: [f] for f in src.files}
+            seg, keys, _ = babble_mod.babble_for("", talkers, self.s.babble_speakers, length, self.cache.get, rng, self.xf)
+            return seg, "babble:" + "+".join(keys), []
+        pool = babble_mod.fold_talkers(utt.speaker, self.by_speaker, self.train_speakers)
+        load = lambda i: self.cache.get(self.utts[i].path)  # noqa: E731
+        seg, keys, _ = babble_mod.babble_for(utt.speaker, pool, self.s.babble_speakers, length, load, rng, self.xf)
+        speakers = [self.utts[k].speaker for k in keys]
+        babble_mod.assert_fold_babble(speakers, self.train_speakers, self.blocked, (), f"online babble for {utt.id}")
+        return seg, "babble:" + "+".join(self.utts[k].id for k in keys), speakers
+
+    def mix(self, utt: TrainUtterance, rng: np.random.Generator) -> Mixture:
+        """Draw a noise type, SNR and (maybe) a room for ``utt`` and mix, as augment_IEMOCAP.py does."""
+        speech = self.cache.get(utt.path).astype(np.float64)
+        room = ""
+        if self.rooms and rng.random() < self.s.reverb_prob:
+            r = self.rooms[int(rng.integers(len(self.rooms)))]
+            speech, _ = reverb_mod.reverberate(speech, r.rirs[int(rng.integers(len(r.rirs)))])
+            speech = speech.astype(np.float64)
+            room = r.name
+        noise_type = self.s.noise_types[int(rng.integers(len(self.s.noise_types)))]
+        snr = float(rng.uniform(self.s.snr_low, self.s.snr_high))
+        noise, noise_file, talkers = self._noise(utt, noise_type, speech.size, rng)
+        if is_silent(noise):
+            raise SilentSignalError(f"{noise_file}: silent noise segment")
+        mixture, gain = mix_at_snr(speech, noise, snr)
+        return Mixture(mixture, (gain * speech).astype(np.float32), snr, noise_type, noise_file, talkers, room)
+
+    # -------------------------------------------------------------- features
+    def features_of(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(segments' features float32 (n, F, T), valid frames (n,)) of one utterance's audio, as extraction does."""
+        from lancet.features import segment_audio, valid_frames
+
+        segments, _, real = segment_audio(audio, self.seg)
+        if not len(segments):
+            return np.zeros((0,) + self.shape, np.float32), np.zeros(0, np.int64)
+        feats = self.features(segments)
+        lengths = np.array([valid_frames(self.params, r, self.shape[1]) for r in real], dtype=np.int64)
+        return feats, lengths
+
+    def epoch_table(self, epoch: int, batch_segments: int = 512) -> SegmentTable:
+        """A fresh noisy copy of every training utterance: the segment table of epoch ``epoch`` (0-based).
+
+        Segments of many utterances go through the feature path together (``batch_segments`` at a time):
+        one FFT call per batch, on the GPU when training runs there."""
+        from lancet.features import segment_audio, valid_frames
+
+        rng = np.random.default_rng([self.seed, int(epoch), 0x0E11])
+        feats, lengths, labels, utt, keys = [], [], [], [], []
+        pending: list[np.ndarray] = []
+        n_pending = 0
+
+        def flush() -> None:
+            nonlocal pending, n_pending
+            if pending:
+                feats.append(self.features(np.concatenate(pending)))
+            pending, n_pending = [], 0
+
+        skipped = 0
+        for u in self.utts:
+            try:
+                m = self.mix(u, rng)
+            except SilentSignalError:
+                skipped += 1
+                continue
+            segments, _, real = segment_audio(m.audio, self.seg)
+            if not len(segments):
+                continue
+            pending.append(segments)
+            n_pending += len(segments)
+            lengths.append(np.array([valid_frames(self.params, r, self.shape[1]) for r in real], dtype=np.int64))
+            labels.append(np.full(len(segments), u.label, np.int64))
+            utt.append(np.full(len(segments), len(keys), np.int64))
+            keys.append((ONLINE_CONDITION, u.id))
+            if n_pending >= batch_segments:
+                flush()
+        flush()
+        if not feats:
+            raise LancetError("online augmentation produced no training segments")
+        x = np.concatenate(feats)
+        n = len(x)
+        self.last_skipped = skipped
+        return SegmentTable([x], np.zeros(n, np.int32), np.arange(n, dtype=np.int64), np.concatenate(labels),
+                            np.concatenate(lengths), np.concatenate(utt), keys, [ONLINE_CONDITION])
