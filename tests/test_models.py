@@ -117,7 +117,8 @@ def test_output_shape(name: str, kind: str, batch: int) -> None:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("frames", [1, 3, 7, 20, 90])
 def test_any_segment_length(name: str, frames: int) -> None:
-    model = build_model(name, 5, 26, 63).eval()
+    options = {"attention_padding": "same"} if name == "LANCET" and frames < 10 else {}
+    model = build_model(name, 5, 26, 63, **options).eval()
     with torch.no_grad():
         y = model(torch.randn(2, 1, 26, frames))
         y1 = model(torch.randn(1, 1, 26, frames), torch.tensor([max(1, frames // 2)]))
@@ -233,7 +234,7 @@ def test_lancet_jit_trace_and_torch_export() -> None:
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(model, (x,))
         torch.testing.assert_close(traced(other), model(other), rtol=1e-4, atol=1e-5)
-    dims = {0: torch.export.Dim("batch"), 3: torch.export.Dim("time", min=2)}
+    dims = {0: torch.export.Dim("batch"), 3: torch.export.Dim("time", min=11)}  # > the largest attention kernel (10)
     exported = torch.export.export(model, (x,), dynamic_shapes=(dims,))
     with torch.no_grad():
         torch.testing.assert_close(exported.module()(other), model(other), rtol=1e-4, atol=1e-5)
@@ -268,3 +269,76 @@ def test_models_py_reexports() -> None:
 
     assert models.MODELS is MODELS and models.LANCET is LANCET
     assert re.search(r"from lancet\.models import", (ROOT / "models.py").read_text())
+
+
+# ---------------------------------------------------------------- the published channel attention
+
+def _gate_by_hand(att, x, length=None) -> "np.ndarray":
+    """The published attention gate with numpy loops: unpadded depthwise convolutions, mean over the
+    T - k + 1 windows (only windows inside the first ``length`` frames), ReLU, fuse, SE bottleneck."""
+    import numpy as np
+
+    x = x.detach().double().numpy()
+    C, T = x.shape
+    length = T if length is None else length
+    desc = np.zeros((C, len(att.kernel_sizes)))
+    for s, (conv, k) in enumerate(zip(att.convs, att.kernel_sizes)):
+        w, b = conv.weight.detach().double().numpy(), conv.bias.detach().double().numpy()
+        starts = range(max(length - k + 1, 1))
+        for c in range(C):
+            outs = [b[c] + sum(w[c, 0, j] * (x[c, t + j] if t + j < length else 0.0) for j in range(k)) for t in starts]
+            desc[c, s] = max(sum(outs) / len(outs), 0.0)
+    fw, fb = att.fuse.weight.detach().double().numpy()[0], att.fuse.bias.detach().double().numpy()[0]
+    d = desc @ fw + fb
+    W1, b1 = att.squeeze.weight.detach().double().numpy(), att.squeeze.bias.detach().double().numpy()
+    W2, b2 = att.excite.weight.detach().double().numpy(), att.excite.bias.detach().double().numpy()
+    h = np.maximum(W1 @ d + b1, 0.0)
+    return 1.0 / (1.0 + np.exp(-(W2 @ h + b2)))
+
+
+def test_attention_gate_matches_hand_computation_of_published_layer() -> None:
+    import numpy as np
+    from lancet.models.layers import MultiscaleChannelAttention, frame_mask
+
+    att = MultiscaleChannelAttention(6).eval()  # kernels 3, 5, 10, unpadded by default
+    with torch.no_grad():  # weights that keep descriptors and the SE bottleneck out of ReLU's zero
+        for conv in att.convs:
+            conv.weight.uniform_(-0.2, 0.5)
+        for lin in (att.fuse, att.squeeze, att.excite):
+            lin.weight.normal_(0.0, 0.5)
+        att.squeeze.bias.fill_(0.5)
+    x = torch.randn(3, 6, 14) + torch.linspace(0.0, 2.0, 14)  # rises over time: the edge frames matter
+    with torch.no_grad():
+        gate = att.gate(x).double().numpy()
+        assert np.ptp(gate, axis=0).max() > 0.05  # the gate depends on the input
+        for i in range(3):
+            np.testing.assert_allclose(gate[i], _gate_by_hand(att, x[i]), rtol=1e-5, atol=1e-6)
+        # padded frames: only windows whose frames are all valid count; fewer frames than a kernel
+        # keeps the first window (zeros past the end)
+        lengths = torch.tensor([14, 11, 4])
+        mask = frame_mask(lengths, 14, x.device)
+        xm = x * mask
+        gate = att.gate(xm, mask).double().numpy()
+        for i, n in enumerate(lengths.tolist()):
+            np.testing.assert_allclose(gate[i], _gate_by_hand(att, x[i], n), rtol=1e-5, atol=1e-6)
+        # the whole layer: the input times the gate
+        torch.testing.assert_close(att(x), x * att.gate(x).unsqueeze(-1))
+        # 'same' padding (the earlier behaviour) is a different function
+        same = MultiscaleChannelAttention(6, padding="same")
+        same.load_state_dict(att.state_dict())
+        assert not torch.allclose(same.gate(x), att.gate(x), atol=1e-4)
+
+
+def test_lancet_attention_padding_option_and_short_segments() -> None:
+    model = LANCET(4, 26, 63).eval()
+    assert model.attention.padding == "valid"
+    with pytest.raises(ValueError, match="attention_padding='same'"):
+        model(torch.randn(1, 1, 26, 9))
+    with pytest.raises(LancetError, match="attention_padding=same"):
+        LANCET(4, 26, 8)
+    with pytest.raises(LancetError, match="attention_padding"):
+        LANCET(4, 26, 63, attention_padding="reflect")
+    same = build_model("LANCET", 4, 26, 8, attention_padding="same").eval()
+    assert count_parameters(same) == count_parameters(model) == PARAMS[("LANCET", "mfcc")]
+    with torch.no_grad():
+        assert same(torch.randn(2, 1, 26, 3)).shape == (2, 4)

@@ -1,9 +1,10 @@
 """LANCET: multiscale channel attention + Conv-TasNet-style TCN + frame-wise attention pooling.
 
 Layer by layer as the published LANCET ``models.py`` (YassinTERRAF/LANCET), written anew; see
-docs/MODELS.md. Differences: the attention convolutions use 'same' padding (the original uses none;
-parameter count unchanged) and every time-mixing step honours ``lengths`` so padded frames change
-nothing; the original's unused output head (PReLU + 1x1 conv) is left out.
+docs/MODELS.md. The channel attention is the published one (unpadded convolutions averaged over
+the T - k + 1 windows); ``attention_padding='same'`` pads them instead, for segments shorter than its
+largest kernel (10 frames). Differences: every time-mixing step honours ``lengths`` so padded frames
+change nothing; the original's unused output head (PReLU + 1x1 conv) is left out.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from torch import nn
 
 from lancet.errors import LancetError
 from lancet.models.layers import (
+    ATTENTION_PADDINGS,
     FrameAttentionPooling,
     GlobalLayerNorm,
     MultiscaleChannelAttention,
@@ -77,9 +79,13 @@ class TCN(nn.Module):
 class LANCET(nn.Module):
     """LANCET classifier. Input (B, 1, n_freq, T), output logits (B, n_classes).
 
-    ``n_frames`` is accepted for a uniform signature and ignored (any T >= 1 works). Options:
-    ``bn_chan`` (64), ``hid_chan`` (128), ``n_blocks`` (5), ``n_repeats`` (3), ``kernel_size`` (3),
-    ``attn_kernels`` ((3, 5, 10)), ``se_reduction`` (2).
+    ``n_frames`` is the segment length the model is built for: with the published unpadded
+    attention it must reach the largest attention kernel (10), and any T >= 10 works; with
+    ``attention_padding='same'`` any T >= 1 works. Options: ``bn_chan`` (64), ``hid_chan`` (128),
+    ``n_blocks`` (5), ``n_repeats`` (3), ``kernel_size`` (3), ``attn_kernels`` ((3, 5, 10)),
+    ``se_reduction`` (2), ``attention_padding`` ('valid' as published, or 'same').
+
+    Example: ``LANCET()(torch.randn(2, 1, 128, 201)).shape == (2, 4)``
     """
 
     def __init__(
@@ -95,11 +101,17 @@ class LANCET(nn.Module):
         kernel_size: int = 3,
         attn_kernels: tuple[int, ...] = (3, 5, 10),
         se_reduction: int = 2,
+        attention_padding: str = "valid",
     ) -> None:
         super().__init__()
         _check_sizes("LANCET", n_classes, n_freq, n_frames)
+        if attention_padding not in ATTENTION_PADDINGS:
+            raise LancetError(f"LANCET: attention_padding={attention_padding!r}; choose one of {', '.join(ATTENTION_PADDINGS)}")
+        if attention_padding == "valid" and n_frames < max(attn_kernels):
+            raise LancetError(f"LANCET: segments of {n_frames} frames are shorter than the largest attention kernel "
+                              f"({max(attn_kernels)}); use --model-options attention_padding=same")
         self.n_classes, self.n_freq, self.n_frames = n_classes, n_freq, n_frames
-        self.attention = MultiscaleChannelAttention(n_freq, tuple(attn_kernels), se_reduction)
+        self.attention = MultiscaleChannelAttention(n_freq, tuple(attn_kernels), se_reduction, attention_padding)
         self.bottleneck = Bottleneck(n_freq, bn_chan)
         self.tcn = TCN(bn_chan, hid_chan, kernel_size, n_blocks, n_repeats)
         self.pooling = FrameAttentionPooling(bn_chan)

@@ -95,17 +95,45 @@ class GlobalLayerNorm(nn.Module):
         return y * self.weight[None, :, None] + self.bias[None, :, None]
 
 
+ATTENTION_PADDINGS = ("valid", "same")
+
+
+def window_mask(mask: torch.Tensor | None, kernel_size: int) -> torch.Tensor | None:
+    """Mask (B, 1, T - k + 1) of the windows of an unpadded ('valid') convolution of width ``k``.
+
+    A window is valid only when all of its k frames are; an example with fewer than k valid frames
+    keeps its first window (zeros past its end), so every example has at least one.
+    """
+    if mask is None:
+        return None
+    full = F.avg_pool1d(mask.to(torch.float32), kernel_size, stride=1) > 1.0 - 0.5 / kernel_size
+    first = torch.zeros_like(full)
+    first[..., 0] = True
+    return full | (first & ~full.any(dim=-1, keepdim=True))
+
+
 class MultiscaleChannelAttention(nn.Module):
     """LANCET's multiscale channel-wise attention (an SE gate with multiscale descriptors).
 
     Frequency bins are channels. Depthwise convolutions along time with several kernel sizes
-    (3, 5, 10), each followed by average pooling over (valid) time and ReLU, give one descriptor per
-    scale and channel; a linear layer fuses the scales into one descriptor per channel; an SE
-    bottleneck C -> C/r (ReLU) -> C (sigmoid) turns them into a gate that multiplies the input.
+    (3, 5, 10), each followed by average pooling over time and ReLU, give one descriptor per scale
+    and channel; a linear layer fuses the scales into one descriptor per channel; an SE bottleneck
+    C -> C/r (ReLU) -> C (sigmoid) turns them into a gate that multiplies the input.
+
+    ``padding='valid'`` (the default) is the published layer: no padding, so a kernel k averages
+    the T - k + 1 windows that lie inside the segment (with a mask, those whose frames are all
+    valid; see :func:`window_mask`), and inputs shorter than the largest kernel are a ``ValueError``.
+    ``padding='same'`` zero-pads to T outputs and averages the valid frames (works for any T).
+
+    Example: ``MultiscaleChannelAttention(128)(torch.randn(2, 128, 201)).shape == (2, 128, 201)``
     """
 
-    def __init__(self, channels: int, kernel_sizes: tuple[int, ...] = (3, 5, 10), reduction: int = 2) -> None:
+    def __init__(self, channels: int, kernel_sizes: tuple[int, ...] = (3, 5, 10), reduction: int = 2,
+                 padding: str = "valid") -> None:
         super().__init__()
+        if padding not in ATTENTION_PADDINGS:
+            raise ValueError(f"attention padding {padding!r}: choose {' or '.join(ATTENTION_PADDINGS)}")
+        self.padding = padding
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
         self.convs = nn.ModuleList(
             nn.Conv1d(channels, channels, k, groups=channels) for k in self.kernel_sizes
@@ -115,15 +143,27 @@ class MultiscaleChannelAttention(nn.Module):
         self.squeeze = nn.Linear(channels, hidden)
         self.excite = nn.Linear(hidden, channels)
 
+    def gate(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The per-channel gate in (0, 1): (B, C, T) -> (B, C). ``x`` must be zero on padded frames."""
+        longest = max(self.kernel_sizes)
+        if self.padding == "valid" and not _tracing() and x.shape[-1] < longest:
+            raise ValueError(
+                f"LANCET channel attention: {x.shape[-1]} frames is shorter than its largest kernel ({longest}); "
+                f"build the model with attention_padding='same' (--model-options attention_padding=same)"
+            )
+        descriptors = []
+        for conv, k in zip(self.convs, self.kernel_sizes):
+            if self.padding == "same":
+                y, m = conv(same_pad_1d(x, k)), mask
+            else:
+                y, m = conv(x), window_mask(mask, k)
+            descriptors.append(F.relu(masked_mean(y, m)))
+        d = self.fuse(torch.stack(descriptors, dim=-1)).squeeze(-1)  # (B, C)
+        return torch.sigmoid(self.excite(F.relu(self.squeeze(d))))
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = apply_mask(x, mask)
-        descriptors = [
-            F.relu(masked_mean(conv(same_pad_1d(x, k)), mask))
-            for conv, k in zip(self.convs, self.kernel_sizes)
-        ]
-        d = self.fuse(torch.stack(descriptors, dim=-1)).squeeze(-1)  # (B, C)
-        gate = torch.sigmoid(self.excite(F.relu(self.squeeze(d))))
-        return x * gate.unsqueeze(-1)
+        return x * self.gate(x, mask).unsqueeze(-1)
 
 
 class FrameAttentionPooling(nn.Module):
