@@ -114,6 +114,7 @@ def output_lock(folder: str | os.PathLike, wait: bool = False, poll_s: float = 0
         '.lancet.lock'
     """
     folder = Path(folder)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -149,6 +150,9 @@ def output_lock(folder: str | os.PathLike, wait: bool = False, poll_s: float = 0
         current = read_lock(folder)
         if current is not None and current.get("pid") == info["pid"] and current.get("started") == info["started"]:
             path.unlink(missing_ok=True)
+        if created:  # a run that stopped before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _stderr(message: str) -> None:

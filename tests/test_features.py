@@ -366,7 +366,7 @@ def test_cli_scripts(corpus, tmp_path):
     bad = subprocess.run([sys.executable, str(script), "--manifest", str(tmp_path / "missing.csv"), "--out",
                           str(out)], cwd=REPO, env=env, capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.csv'}: manifest not found"]
+    assert bad.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.csv'}: manifest not found (run datasets/handleIEMOCAP.py first)"]
     from lancet.features.cli import build_parser
 
     for kind, flag in (("mel", "--n-mels"), ("spectrogram", "--n-bins")):

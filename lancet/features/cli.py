@@ -6,9 +6,10 @@ import argparse
 import dataclasses
 from typing import Sequence
 
-from lancet.errors import LancetError, run_cli
+from lancet.errors import HelpFormatter, LancetError, run_cli
 from lancet.features.extract import DTYPES, default_workers, extract_features
 from lancet.features.params import KINDS, SegmentParams, make_params
+from lancet.locking import WAIT_FLAG_HELP
 
 
 def build_parser(kind: str, manifest: str, out: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def build_parser(kind: str, manifest: str, out: str, description: str | None = N
     seg = SegmentParams()
     ap = argparse.ArgumentParser(
         description=description or f"Extract {kind} features of every condition of a combined manifest.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     g = ap.add_argument_group("input and output")
     g.add_argument("--manifest", default=manifest, help="combined manifest CSV (datasets/handleIEMOCAP.py)")
@@ -41,6 +42,7 @@ def build_parser(kind: str, manifest: str, out: str, description: str | None = N
                    help="where features are computed: numpy on CPU workers, or batched torch on CUDA")
     r.add_argument("--batch-size", type=int, default=512, help="segments per GPU batch")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--wait", action="store_true", help=WAIT_FLAG_HELP)
     f = ap.add_argument_group(f"{kind} parameters")
     for fld in dataclasses.fields(KINDS[kind]):
         kwargs = {"type": type(fld.default), "default": fld.default, "help": fld.metadata.get("help", ""),
@@ -63,7 +65,7 @@ def main_for(kind: str, manifest: str, out: str, argv: Sequence[str] | None = No
     extract_features(
         args.manifest, args.out, params=params, seg=seg, dtype=args.dtype, workers=args.workers,
         device=args.device, conditions=conditions, overwrite=args.overwrite, batch_size=args.batch_size,
-        progress=not args.no_progress,
+        progress=not args.no_progress, wait=args.wait,
     )
     return 0
 

@@ -25,16 +25,20 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from lancet.atomic import atomic_path, read_csv, save_csv
+from lancet.atomic import atomic_path, read_csv, remove_stale_temporaries, save_csv
 from lancet.audio import AudioError, load_audio
+from lancet.corpora.classes import ordered_classes
 from lancet.errors import LancetError
+from lancet.locking import output_lock
+from lancet.paths import is_safe_component
+from lancet.validate import check_number
 from lancet.features.compute import TorchFeatures, compute_features
 from lancet.features.params import (
     FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
 )
 from lancet.features.segment import segment_audio, valid_frames
 from lancet.features.store import (
-    INDEX_COLUMNS, NpyStreamWriter, condition_state, load_params, save_params,
+    INDEX_COLUMNS, NpyStreamWriter, condition_file, condition_state, file_checksum, load_params, save_params,
 )
 
 MANIFEST_COLUMNS = ("id", "condition", "path", "session", "speaker", "gender", "improvised", "class")
@@ -52,7 +56,7 @@ def read_combined_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise LancetError(f"{path}: manifest not found")
+        raise LancetError(f"{path}: manifest not found (run datasets/handleIEMOCAP.py first)")
     try:
         rows = read_csv(path)
     except (UnicodeDecodeError, OSError) as exc:
@@ -65,11 +69,14 @@ def read_combined_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
     if not rows:
         raise LancetError(f"{path}: manifest has no rows")
     base = path.resolve().parent
-    for row in rows:
+    for line_no, row in enumerate(rows, start=2):
         p = Path(row["path"])
         row["path"] = str(p if p.is_absolute() else base / p)
         if not row["condition"]:
             raise LancetError(f"{path}: row with id {row['id']!r} has an empty condition")
+        if not is_safe_component(row["condition"]):  # it names <out>/<condition>.npy: no "../" (hand-edited rows)
+            raise LancetError(f"{path}:{line_no}: unsafe condition {row['condition'][:80]!r} "
+                              f"(one file name: no path separators, '..' or leading dot)")
     if not any(os.path.exists(r["path"]) for r in rows):
         raise LancetError(
             f"{path}: none of its {len(rows)} audio paths exists (e.g. {rows[0]['path']}); wrong manifest or moved data?"
@@ -209,11 +216,28 @@ def resolve_device(device: str) -> str:
 
 def _settings(record: dict[str, Any]) -> dict[str, Any]:
     """The part of a params record that decides the numbers (JSON-normalised for comparison)."""
-    keep = {k: v for k, v in record.items() if k not in ("conditions", "manifest", "device", "created")}
+    keep = {k: v for k, v in record.items()
+            if k not in ("conditions", "manifest", "device", "created", "class_names")}
     return json.loads(json.dumps(keep))
 
 
-def extract_features(
+def extract_features(manifest: str | os.PathLike, out: str | os.PathLike, *args: Any, wait: bool = False,
+                     **kwargs: Any) -> ExtractSummary:
+    """Extract ``kind`` features for every (or the chosen) condition of ``manifest`` into ``out``.
+
+    Arguments as :func:`_extract_features_locked`. ``out`` is locked for the run
+    (:func:`lancet.locking.output_lock`; ``wait``: wait for another run instead of stopping), and
+    temporary arrays of killed runs (``.<condition>.tmp<pid>.npy``) are removed first.
+    """
+    log = kwargs.get("log", print)
+    with output_lock(out, wait=wait, log=log):
+        removed = remove_stale_temporaries(out, recursive=False)
+        if removed:
+            log(f"removed {removed} temporary file(s) left by an interrupted run")
+        return _extract_features_locked(manifest, out, *args, **kwargs)
+
+
+def _extract_features_locked(
     manifest: str | os.PathLike,
     out: str | os.PathLike,
     kind: str = "mel",
@@ -235,6 +259,9 @@ def extract_features(
     validate_segmenting(seg)
     if dtype not in DTYPES:
         raise LancetError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if workers is not None:
+        check_number("--workers", workers, minimum=0, integer=True)
+    check_number("--batch-size", batch_size, minimum=1, integer=True)
     workers = default_workers() if not workers or workers < 1 else int(workers)
     manifest = Path(manifest)
     out = Path(out)
@@ -265,6 +292,8 @@ def extract_features(
         else:
             kept = dict(existing.get("conditions", {}))
     record.update(manifest=str(manifest), conditions=kept)
+    # the class list travels with the features: the trainer and reports take it from here (any corpus, any number)
+    record["class_names"] = list(ordered_classes(r["class"] for r in rows))
     out.mkdir(parents=True, exist_ok=True)
     save_params(out, record)
 
@@ -280,6 +309,9 @@ def extract_features(
         done, why = condition_state(out, cond, record, fp)
         if done and not overwrite:
             entry = record["conditions"][cond]
+            if entry.get("checksum") is None:  # a store of an older version: record its checksum once
+                entry["checksum"] = file_checksum(condition_file(out, cond, ".npy"))
+                save_params(out, record)
             log(f"{cond}: already complete ({entry['n_segments']} segments), skipped")
             summary.conditions.append(ConditionResult(cond, "complete", entry["n_utterances"], entry["n_segments"],
                                                       dict(entry.get("skipped_counts", {})), entry.get("short_dropped", 0)))
@@ -365,7 +397,7 @@ def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], finger
     pending: list[np.ndarray] = []
     pending_n = 0
 
-    with atomic_path(out / f"{cond}.npy", ".npy") as tmp:
+    with atomic_path(condition_file(out, cond, ".npy"), ".npy") as tmp:
         writer = NpyStreamWriter(tmp, (F, T), dtype)
         try:
             def flush() -> None:
@@ -405,14 +437,15 @@ def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], finger
             if writer.count != len(index):  # pragma: no cover - internal consistency
                 raise RuntimeError(f"{cond}: wrote {writer.count} segments but indexed {len(index)}")
             writer.close()
+            checksum = file_checksum(tmp)  # read back once (from the page cache), recorded with the data
         except BaseException:
             writer.abort()
             raise
-    save_csv(out / f"{cond}.csv", index, INDEX_COLUMNS)
+    save_csv(condition_file(out, cond, ".csv"), index, INDEX_COLUMNS)
     result = ConditionResult(cond, "computed", len(crows), len(index), dict(skipped), short, time.perf_counter() - t0)
     record["conditions"][cond] = {
         "n_utterances": len(crows), "n_segments": len(index), "fingerprint": fingerprint,
-        "skipped_counts": dict(skipped), "short_dropped": short, "skipped": skipped_list,
+        "skipped_counts": dict(skipped), "short_dropped": short, "skipped": skipped_list, "checksum": checksum,
     }
     save_params(out, record)
     return result

@@ -25,6 +25,7 @@ from typing import Any
 
 from lancet.audio import SAMPLE_RATE
 from lancet.errors import LancetError
+from lancet.validate import check_number
 
 
 def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -158,6 +159,20 @@ def make_params(kind: str, **overrides: Any) -> FeatureParams:
 def validate_params(params: FeatureParams) -> None:
     """Raise LancetError for parameter values that cannot work."""
     kind = params.kind
+    for fld in dataclasses.fields(params):  # every number finite: argparse's float accepts nan and inf
+        value = getattr(params, fld.name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            check_number(f"--{fld.name.replace('_', '-')}", value, minimum=0)
+    for name in ("n_mels", "n_mfcc", "n_bins"):
+        if hasattr(params, name):
+            check_number(f"--{name.replace('_', '-')}", getattr(params, name), minimum=1, integer=True)
+    for name in ("power", "log_floor", "floor"):
+        if hasattr(params, name):
+            check_number(f"--{name.replace('_', '-')}", getattr(params, name), above=0)
+    fmax = getattr(params, "fmax", 0.0)
+    if fmax and not getattr(params, "fmin", 0.0) < fmax <= SAMPLE_RATE / 2:
+        raise LancetError(f"--fmax: must lie above --fmin and at most {SAMPLE_RATE / 2:g} Hz (0: sample_rate / 2), "
+                          f"got {fmax:g}")
     if params.hop_length <= 0 or params.n_fft <= 0 or params.win_length <= 0:
         raise LancetError(f"{kind}: n_fft, hop_length and win_length must be positive")
     if params.win_length > params.n_fft:
@@ -170,6 +185,9 @@ def validate_params(params: FeatureParams) -> None:
 
 
 def validate_segmenting(seg: SegmentParams) -> None:
+    check_number("--segment-s", seg.segment_s, above=0, maximum=3600)
+    check_number("--hop-s", seg.hop_s, above=0, maximum=3600)
+    check_number("--tail-min-s", seg.tail_min_s, minimum=0, maximum=3600)
     if seg.segment_samples <= 0 or seg.hop_samples <= 0:
         raise LancetError("--segment-s and --hop-s must be positive")
     if seg.short not in ("pad", "drop"):

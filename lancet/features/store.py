@@ -1,5 +1,12 @@
 """The feature store on disk: ``params.json`` + per condition ``<condition>.npy`` and ``<condition>.csv``.
 
+Integrity: params.json records a checksum of every condition's ``.npy`` (BLAKE2b of the whole file, written
+with the data). :meth:`FeatureStore.segments` checks it the first time a process opens a condition (one
+read of the file, about 1 s per GB on one core, once per run), and the extraction checks it before it
+calls a condition "already complete". A mismatch or a truncated file is a one-line LancetError naming the
+file and the command that rebuilds it. Stores written before checksums existed open with a warning
+("unverified") until the extraction command is run again, which records their checksums once.
+
 Reading: :func:`open_features` -> :class:`FeatureStore`. Normalisation helpers:
 :func:`compute_norm_stats` and :func:`normalise`. Writing: :class:`NpyStreamWriter` appends segments
 to a ``.npy`` file whose header is fixed up at the end, so a condition of any size is written with
@@ -9,8 +16,10 @@ rename on success).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,6 +28,7 @@ import numpy as np
 from lancet.atomic import read_csv, save_json
 from lancet.conditions import condition_sort_key
 from lancet.errors import LancetError
+from lancet.paths import inside, safe_component
 
 PARAMS_FILE = "params.json"
 INDEX_COLUMNS = ("row", "id", "condition", "session", "speaker", "gender", "improvised", "label", "class", "start_s",
@@ -55,9 +65,19 @@ class FeatureStore:
             )
 
     def segments(self, condition: str) -> np.ndarray:
-        """The (n_segments, F, T) array of ``condition``, memory-mapped read-only."""
+        """The (n_segments, F, T) array of ``condition``, memory-mapped read-only.
+
+        The first call for a condition in this process checks the file against its recorded checksum
+        (see the module docstring); a truncated or changed file is a one-line LancetError.
+        """
         self._check(condition)
-        return np.load(self.folder / f"{condition}.npy", mmap_mode="r")
+        path = self.folder / f"{condition}.npy"
+        verify_condition(self.folder, self.params, condition)
+        try:
+            return np.load(path, mmap_mode="r")
+        except (ValueError, OSError, EOFError) as exc:  # "mmap length is greater than file size", bad header
+            raise LancetError(f"{path}: unreadable feature array ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                              f"rebuild it: {rebuild_command(self.folder, self.params, condition)}") from None
 
     def index(self, condition: str) -> list[dict[str, Any]]:
         """One dict per segment (columns INDEX_COLUMNS; row/session/improvised/valid_frames int, start_s float)."""
@@ -85,6 +105,105 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------------
+# Integrity
+# ---------------------------------------------------------------------------------------------------
+CHECKSUM_ALGORITHM = "blake2b"
+_VERIFIED: dict[tuple, str] = {}  # (path, device, inode, size, mtime_ns, ctime_ns) -> checksum, per process
+_WARNED: set[str] = set()
+
+
+def file_checksum(path: str | os.PathLike, chunk_bytes: int = 8 << 20) -> str:
+    """``blake2b:<hex>`` of the whole file, read in chunks (constant memory for a store of any size)."""
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_bytes):
+            h.update(block)
+    return f"{CHECKSUM_ALGORITHM}:{h.hexdigest()}"
+
+
+_SCRIPTS = {"mel": "extract_features_iemocap_mel_spectrogram.py", "mfcc": "extract_features_iemocap_mfcc.py",
+            "spectrogram": "extract_features_iemocap_spectrogram.py"}
+
+
+def rebuild_command(folder: str | os.PathLike, record: dict[str, Any], condition: str) -> str:
+    """The command that recomputes ``condition`` of the store in ``folder`` with the recorded settings."""
+    from lancet.features.params import KINDS, SegmentParams
+
+    kind = record.get("kind", "mel")
+    args = [f"python feature_extraction/{_SCRIPTS.get(kind, _SCRIPTS['mel'])}"]
+    if record.get("manifest"):
+        args.append(f"--manifest {record['manifest']}")
+    args += [f"--out {folder}", f"--conditions {condition}"]
+    seg = SegmentParams()
+    for name, flag in (("segment_s", "--segment-s"), ("hop_s", "--hop-s"), ("tail_min_s", "--tail-min-s"),
+                       ("short", "--short")):
+        if name in record and record[name] != getattr(seg, name):
+            args.append(f"{flag} {record[name]}")
+    if record.get("dtype", "float32") != "float32":
+        args.append(f"--dtype {record['dtype']}")
+    if kind in KINDS:
+        defaults = KINDS[kind]()
+        for name, value in record.get("params", {}).items():
+            if hasattr(defaults, name) and getattr(defaults, name) != value:
+                args.append(f"--{name.replace('_', '-')} {value}")
+    return " ".join(args)
+
+
+def _expected_bytes(path: Path) -> tuple[int, int]:
+    """(bytes the .npy header promises, bytes on disk); raises ValueError for a file that is not .npy."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _fortran, dtype = read(fh)
+        offset = fh.tell()
+        size = os.fstat(fh.fileno()).st_size
+    return offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, size
+
+
+def verify_condition(folder: str | os.PathLike, record: dict[str, Any], condition: str,
+                     use_cache: bool = True) -> str | None:
+    """Check ``<condition>.npy`` against the checksum in ``record`` (params.json); return the checksum.
+
+    Raises LancetError (one line: the file, what is wrong, the command that rebuilds it) for a truncated
+    file or a checksum mismatch. A condition recorded without a checksum (a store of an older version)
+    returns None after a one-time warning. Verified files are remembered for this process by their
+    inode, size, mtime and ctime, so a run hashes each file once.
+    """
+    folder = Path(folder)
+    path = folder / f"{condition}.npy"
+    rebuild = rebuild_command(folder, record, condition)
+    try:
+        expected, size = _expected_bytes(path)
+    except (ValueError, OSError, EOFError) as exc:
+        raise LancetError(f"{path}: not a readable .npy file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                          f"rebuild it: {rebuild}") from None
+    if size < expected:
+        raise LancetError(f"{path}: truncated: {size} bytes where its header promises {expected}; rebuild it: {rebuild}")
+    recorded = record.get("conditions", {}).get(condition, {}).get("checksum")
+    if recorded is None:
+        if str(path) not in _WARNED:
+            _WARNED.add(str(path))
+            print(f"warning: {path}: no checksum recorded (a store written before checksums): unverified; "
+                  f"run the extraction command again to record one", file=sys.stderr)
+        return None
+    st = os.stat(path)
+    key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    actual = _VERIFIED.get(key) if use_cache else None
+    if actual is None:
+        actual = file_checksum(path)
+    if actual != recorded:
+        raise LancetError(f"{path}: checksum mismatch (the file changed after extraction: {actual} != {recorded} "
+                          f"in {folder / PARAMS_FILE}); rebuild it: {rebuild}")
+    _VERIFIED[key] = actual
+    return actual
+
+
+def condition_file(folder: str | os.PathLike, condition: str, ext: str) -> Path:
+    """``<folder>/<condition><ext>``, refused when the condition (from a manifest) is not one plain file name."""
+    return inside(folder, Path(folder) / f"{safe_component(condition, 'condition')}{ext}")
+
+
 def open_features(folder: str | os.PathLike) -> FeatureStore:
     """Open a feature folder written by the extraction scripts."""
     return FeatureStore(folder)
@@ -102,7 +221,7 @@ def load_params(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def save_params(folder: str | os.PathLike, record: dict[str, Any]) -> None:
-    save_json(Path(folder) / PARAMS_FILE, record)
+    save_json(Path(folder) / PARAMS_FILE, record, allow_nan=False)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -236,4 +355,9 @@ def condition_state(folder: Path, condition: str, record: dict[str, Any], finger
         return False, f"{npy.name} is {arr.dtype}, expected {record['dtype']}"
     if entry.get("n_segments") != n_rows:
         return False, f"params.json records {entry.get('n_segments')} segments, {csv.name} has {n_rows}"
+    if entry.get("checksum") is not None:
+        try:
+            verify_condition(folder, record, condition, use_cache=False)
+        except LancetError:
+            return False, f"{npy.name} does not match its checksum (changed after extraction)"
     return True, ""
