@@ -2,6 +2,11 @@
 """Label wav files with a trained checkpoint (features, normalisation and pooling as in training).
 
     python predict.py --checkpoint results/<run>/checkpoints/LANCET/train-clean/seed987654/fold1/best.pt a.wav b.wav
+    python predict.py --checkpoint .../best.pt some/folder/      # every .wav in the folder, sorted
+
+A clip with no speech energy (RMS below -60 dBFS) or shorter than 0.5 s is labelled as well, with a
+warning line under the table. Checkpoints load with torch.load(weights_only=True): a file that would
+run code is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ POOLING = None       # None: the pooling the model was evaluated with; or mean |
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("wavs", nargs="+", metavar="WAV", help="wav files to label")
+    p.add_argument("wavs", nargs="+", metavar="WAV", help="wav files to label, or folders of them")
     p.add_argument("--checkpoint", required=True, help="best.pt written by train_LANCET.py")
     p.add_argument("--device", default=DEVICE, choices=("auto", "cpu", "cuda"))
     p.add_argument("--pooling", default=POOLING, choices=("mean", "vote"))

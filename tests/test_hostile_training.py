@@ -134,3 +134,74 @@ def test_training_writes_weights_only_checkpoints_and_resumes(tmp_path):
                       {"model_name": "tiny"})
     assert res.resumed_from == 1 and res.epochs_run == 2
     assert isinstance(load_checkpoint(tmp_path / BEST)["norm_mean"], np.ndarray)
+
+
+# ----------------------------------------------------------------------------- prediction on doubtful audio
+@pytest.fixture(scope="module")
+def tiny_best(tmp_path_factory) -> Path:
+    """A best.pt in the trainer's format (untrained TC-Net on MFCC): enough to exercise prediction."""
+    from lancet.features.params import SegmentParams, make_params, params_record
+    from lancet.models import build_model
+
+    record = params_record(make_params("mfcc"), SegmentParams(), "float32")
+    n_freq, n_frames = record["shape"]
+    torch.manual_seed(0)
+    model = build_model("TCNet", 4, n_freq, n_frames)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    save_checkpoint(path, {"model_name": "TCNet", "model_options": {}, "model_state": model.state_dict(),
+                           "class_names": ["neutral", "happy", "sad", "angry"], "feature_params": record,
+                           "norm_mean": np.zeros(n_freq, np.float32), "norm_std": np.ones(n_freq, np.float32),
+                           "n_freq": n_freq, "n_frames": n_frames})
+    return path
+
+
+def _wav(path: Path, seconds: float, amplitude: float, seed: int = 0) -> Path:
+    from lancet.audio import write_wav
+
+    rng = np.random.default_rng(seed)
+    write_wav(path, (amplitude * rng.standard_normal(int(16000 * seconds))).clip(-1, 1).astype(np.float32))
+    return path
+
+
+def test_rms_dbfs():
+    from lancet.training.predict import rms_dbfs
+
+    assert rms_dbfs(np.full(100, 0.1)) == pytest.approx(-20.0)
+    assert rms_dbfs(np.zeros(10)) == float("-inf") and rms_dbfs(np.zeros(0)) == float("-inf")
+
+
+def test_predict_warns_on_silence_and_short_clips(tiny_best, tmp_path):
+    from lancet.training.predict import format_predictions, predict_files
+
+    wavs = [_wav(tmp_path / "silent.wav", 2.0, 0.0), _wav(tmp_path / "hiss.wav", 2.0, 3e-4),  # about -70 dBFS
+            _wav(tmp_path / "speechlike.wav", 2.0, 0.05), _wav(tmp_path / "blip.wav", 0.3, 0.05)]
+    results, names = predict_files(tiny_best, wavs, device="cpu")
+    notes = {Path(r["path"]).name: r["warnings"] for r in results}
+    assert len(notes["silent.wav"]) == 1 and "no speech energy" in notes["silent.wav"][0]
+    assert len(notes["hiss.wav"]) == 1 and "no speech energy" in notes["hiss.wav"][0]
+    assert notes["speechlike.wav"] == []
+    assert len(notes["blip.wav"]) == 1 and "too short" in notes["blip.wav"][0]
+    table = format_predictions(results, names)
+    assert sum(line.startswith("warning: ") for line in table.splitlines()) == 3
+    r = subprocess.run([sys.executable, str(ROOT / "predict.py"), "--checkpoint", str(tiny_best), "--device", "cpu",
+                        str(wavs[0])], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0 and "no speech energy" in r.stdout, r.stderr
+
+
+def test_predict_reads_a_folder_as_its_wavs(tiny_best, tmp_path):
+    from lancet.training.predict import predict_files
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("b.wav", "a.WAV", "c.wav"):
+        _wav(folder / name, 1.0, 0.05)
+    (folder / "notes.txt").write_text("not audio")
+    (folder / "sub.wav").mkdir()
+    results, _ = predict_files(tiny_best, [folder, folder / "c.wav"], device="cpu")
+    assert [Path(r["path"]).name for r in results] == ["a.WAV", "b.wav", "c.wav", "c.wav"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LancetError, match="holds no .wav files"):
+        predict_files(tiny_best, [empty], device="cpu")
+    with pytest.raises(LancetError, match="audio file not found"):
+        predict_files(tiny_best, [tmp_path / "missing.wav"], device="cpu")

@@ -1,4 +1,9 @@
-"""Label wav files with a trained checkpoint: same features, same normalisation, pooled segments."""
+"""Label wav files with a trained checkpoint: same features, same normalisation, pooled segments.
+
+A model answers for any input, also for silence; so a clip whose RMS level is below
+:data:`SILENCE_DBFS` (no speech energy) or shorter than :data:`MIN_CLIP_S` gets a warning next to its
+prediction. A folder stands for the ``.wav`` files directly inside it, in name order.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,12 @@ from lancet.errors import LancetError
 from .evaluate import autocast_context, pool_utterances, to_model_input
 from .checkpoint import load_checkpoint
 from .loop import resolve_amp, resolve_device
+
+#: RMS level (dB relative to full scale, 20 log10 RMS) below which a clip holds no speech energy:
+#: speech is recorded around -35 to -15 dBFS, -60 dBFS is near the noise floor of 16-bit silence.
+SILENCE_DBFS = -60.0
+#: Clips shorter than this hold too little speech for an emotion label.
+MIN_CLIP_S = 0.5
 
 
 @dataclass
@@ -51,8 +62,49 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str
                      device=dev, amp_dtype=resolve_amp(amp, dev), n_frames=int(ckpt["n_frames"]))
 
 
-def utterance_features(path: str | os.PathLike, record: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(segments (n, F, T) float32, valid frames (n,)) of one wav, with the training feature parameters."""
+def rms_dbfs(audio: np.ndarray) -> float:
+    """RMS level of float audio in [-1, 1] in dBFS (20 log10 RMS); ``-inf`` for digital silence.
+
+    Example: ``round(rms_dbfs(np.full(100, 0.1)))`` is ``-20``.
+    """
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def audio_warnings(audio: np.ndarray, sample_rate: int) -> list[str]:
+    """Why a prediction on this clip means little: no speech energy, or too short (empty list if fine)."""
+    out = []
+    level = rms_dbfs(audio)
+    if level < SILENCE_DBFS:
+        out.append(f"no speech energy (RMS {level:.1f} dBFS, below {SILENCE_DBFS:g} dBFS): the label means nothing")
+    seconds = len(audio) / sample_rate
+    if seconds < MIN_CLIP_S:
+        out.append(f"only {seconds:.2f} s of audio (under {MIN_CLIP_S:g} s): too short to judge")
+    return out
+
+
+def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Wav paths from files and folders (a folder: its ``.wav`` files, sorted); missing ones are an error."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            wavs = sorted(f for f in p.iterdir() if f.suffix.lower() == ".wav" and f.is_file())
+            if not wavs:
+                raise LancetError(f"{p}: the folder holds no .wav files")
+            out.extend(wavs)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise LancetError(f"{p}: audio file not found")
+    return out
+
+
+def utterance_features(path: str | os.PathLike, record: dict,
+                       warnings: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(segments (n, F, T) float32, valid frames (n,)) of one wav, with the training feature parameters.
+
+    Reasons to distrust the result (:func:`audio_warnings`) are appended to ``warnings``.
+    """
     from lancet.audio import load_audio
     from lancet.features.compute import compute_features
     from lancet.features.params import params_from_record
@@ -60,6 +112,8 @@ def utterance_features(path: str | os.PathLike, record: dict) -> tuple[np.ndarra
 
     params, seg = params_from_record(record)
     audio = load_audio(path, sr=seg.sample_rate)
+    if warnings is not None:
+        warnings.extend(audio_warnings(audio, seg.sample_rate))
     segments, _, real = segment_audio(audio, seg)
     if len(segments) == 0:
         raise LancetError(f"{path}: too short to give one {seg.segment_s:g} s segment "
@@ -71,7 +125,8 @@ def utterance_features(path: str | os.PathLike, record: dict) -> tuple[np.ndarra
 
 @torch.no_grad()
 def predict_file(predictor: Predictor, path: str | os.PathLike, pooling: str | None = None) -> dict:
-    feats, lengths = utterance_features(path, predictor.feature_record)
+    notes: list[str] = []
+    feats, lengths = utterance_features(path, predictor.feature_record, notes)
     if feats.shape[-1] != predictor.n_frames:
         raise LancetError(f"{path}: features have {feats.shape[-1]} frames, the model expects {predictor.n_frames}")
     x = to_model_input(torch.from_numpy(feats).to(predictor.device), predictor.mean, predictor.std)
@@ -80,14 +135,15 @@ def predict_file(predictor: Predictor, path: str | os.PathLike, pooling: str | N
     probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     scores, pred = pool_utterances(probs, np.zeros(len(probs), np.int64), 1, pooling or predictor.pooling)
     return {"path": str(path), "label": predictor.class_names[int(pred[0])], "scores": scores[0].tolist(),
-            "n_segments": int(len(probs))}
+            "n_segments": int(len(probs)), "warnings": notes}
 
 
 def predict_files(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike], device: str = "auto",
                   pooling: str | None = None) -> tuple[list[dict], list[str]]:
-    """Predict every file; returns (results, class names)."""
+    """Predict every file (a folder: its wav files); returns (results, class names)."""
     if not paths:
         raise LancetError("--predict: give at least one wav file")
+    paths = expand_inputs(paths)
     predictor = load_predictor(checkpoint, device)
     return [predict_file(predictor, p, pooling) for p in paths], predictor.class_names
 
@@ -97,4 +153,6 @@ def format_predictions(results: list[dict], class_names: Sequence[str]) -> str:
     rows = [[Path(r["path"]).name, r["label"], str(r["n_segments"])] + [f"{s:.3f}" for s in r["scores"]]
             for r in results]
     widths = [max(len(row[i]) for row in [head] + rows) for i in range(len(head))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in [head] + rows)
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in [head] + rows]
+    lines += [f"warning: {r['path']}: {note}" for r in results for note in r.get("warnings", [])]
+    return "\n".join(lines)
