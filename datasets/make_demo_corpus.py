@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 
 from lancet.demo_corpus import make_demo_corpus  # noqa: E402
 from lancet.errors import run_cli  # noqa: E402
+from lancet.validate import check_number  # noqa: E402
 
 OUT_DIR = "datasets/IEMOCAP_demo"
 SEED = 0
@@ -28,6 +29,8 @@ def main() -> int:
     parser.add_argument("--utterances-per-speaker", type=int, default=UTTERANCES_PER_SPEAKER,
                         help=f"utterances per speaker, 10 speakers (default {UTTERANCES_PER_SPEAKER})")
     args = parser.parse_args()
+    check_number("--seed", args.seed, minimum=0)
+    check_number("--utterances-per-speaker", args.utterances_per_speaker, minimum=1, maximum=100_000)
     counts = make_demo_corpus(args.out, seed=args.seed, utterances_per_speaker=args.utterances_per_speaker)
     total = sum(counts.values())
     print(f"wrote {total} utterances to {args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
