@@ -205,3 +205,80 @@ def test_predict_reads_a_folder_as_its_wavs(tiny_best, tmp_path):
         predict_files(tiny_best, [empty], device="cpu")
     with pytest.raises(LancetError, match="audio file not found"):
         predict_files(tiny_best, [tmp_path / "missing.wav"], device="cpu")
+
+
+# ----------------------------------------------------------------------------- training settings and splits
+@pytest.mark.parametrize("field,value", [("lr", float("nan")), ("lr", float("inf")), ("lr", -1e-3),
+                                         ("weight_decay", float("nan")), ("weight_decay", -1.0),
+                                         ("mixup_alpha", float("inf")), ("lr_decay", float("nan")), ("lr_decay", 0.0),
+                                         ("lr_floor", float("-inf")), ("ram_budget_gb", float("nan")),
+                                         ("workers", -1)])
+def test_numeric_settings_are_validated(field, value):
+    from lancet.training.config import TrainConfig
+    from lancet.training.runner import validate_config
+
+    flag = "--" + field.replace("_", "-")
+    with pytest.raises(LancetError, match=f"^{flag} ") as err:
+        validate_config(TrainConfig(**{field: value}))
+    assert "\n" not in str(err.value)
+
+
+def test_nan_lr_on_the_command_line_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "train_LANCET.py"), "--lr", "nan", "--features-dir", str(tmp_path)],
+                       capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "error: --lr nan: must be a finite number", r.stderr
+
+
+def test_missing_class_warnings_per_split():
+    from lancet.training.runner import missing_class_warnings
+    from lancet.training.splits import Fold, Utterance
+
+    utts = [Utterance(f"u{i}", "1", "s", c, True) for i, c in enumerate(["neutral", "happy", "sad", "angry", "sad"])]
+    fold = Fold("fold1", frozenset({"u0", "u1", "u2", "u3"}), frozenset({"u4"}), frozenset({"u0", "u1"}), True)
+    lines = missing_class_warnings([fold], utts, ("neutral", "happy", "sad", "angry"))
+    assert lines == ["fold1: the validation split has no neutral, happy, angry utterances",
+                     "fold1: the test split has no sad, angry utterances"]
+
+
+def test_training_warns_on_missing_class_and_keeps_norm_stats_when_features_are_read_only(tmp_path, monkeypatch):
+    """Session 1 has no 'sad' utterance (relabelled to an unused class): fold1 tests without it. The
+    features folder refuses writes (CI runs as root, where chmod stops nothing: monkeypatched)."""
+    import csv
+    import json
+
+    import lancet.training.runner as runner
+    from test_training import cfg_for, make_store
+
+    feats = make_store(tmp_path / "f", conditions=("clean",), sessions=3, per_class=2)
+    index = feats / "mfcc" / "clean.csv"
+    with open(index, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        if row["session"] == "1" and row["class"] == "sad":
+            row["class"] = "fru"
+    with open(index, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    real_atomic_path = runner.atomic_path
+    store_dir = (feats / "mfcc").resolve()
+
+    def read_only_features(path, *a, **k):
+        if store_dir in Path(path).resolve().parents:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_atomic_path(path, *a, **k)
+
+    monkeypatch.setattr(runner, "atomic_path", read_only_features)
+    logs: list[str] = []
+    out = runner.run_training(cfg_for(tmp_path, feats, folds=("1",), epochs=1), log=logs.append)
+    warning = "fold1: the test split has no sad utterances"
+    assert f"warning: {warning}" in logs
+    config = json.loads((Path(out["run_dir"]) / "config.json").read_text())
+    assert warning in config["split_warnings"]
+    assert not (feats / "mfcc" / "norm_stats").exists()
+    saved = list((Path(out["run_dir"]) / "norm_stats").glob("*.npz"))
+    assert len(saved) == 1 and "fold1" in saved[0].name
+    assert any("not writable" in line and "norm_stats" in line for line in logs)
+    with np.load(saved[0]) as stats:
+        assert stats["mean"].shape == (26,) and list(stats["test_speakers"]) == ["Ses01F", "Ses01M"]

@@ -59,6 +59,53 @@ def open_store(features_dir: str | Path, kind: str):
     return store
 
 
+def check_numbers(cfg: TrainConfig) -> None:
+    """Every numeric setting finite and in its range, as a one-line :class:`LancetError` naming the flag.
+
+    A NaN or infinite learning rate, decay or mixup alpha would otherwise train a NaN model (or fail
+    deep inside the optimiser). Every float field is checked, so new settings are covered too.
+    """
+    import dataclasses
+    import math
+
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise LancetError(f"{flag(f.name)} {v}: must be a finite number")
+    ranges = (("lr", lambda v: v > 0, "positive"), ("weight_decay", lambda v: v >= 0, ">= 0"),
+              ("lr_decay", lambda v: 0 < v <= 1, "in (0, 1]"), ("lr_floor", lambda v: v >= 0, ">= 0"),
+              ("mixup_alpha", lambda v: v >= 0, ">= 0 (0 disables mixup)"),
+              ("ram_budget_gb", lambda v: v >= 0, ">= 0 (0: always memory-map)"),
+              ("workers", lambda v: v >= 0, ">= 0"), ("threads", lambda v: v >= 0, ">= 0 (0: all cores)"))
+    for name, ok, what in ranges:
+        value = getattr(cfg, name, None)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise LancetError(f"{flag(name)} {value!r}: must be a number")
+        if not ok(value):
+            raise LancetError(f"{flag(name)} {value}: must be {what}")
+
+
+def missing_class_warnings(folds: list[Fold], utterances: list, class_names: tuple[str, ...]) -> list[str]:
+    """One line per fold split (train/validation/test) that lacks a class: its UA and the model selection
+    on it silently change meaning (a missing class has no recall), so the run says so."""
+    cls = {u.id: u.cls for u in utterances}
+    lines = []
+    for fold in folds:
+        for what, ids in (("training", fold.train), ("validation", fold.val), ("test", fold.test)):
+            present = {cls[i] for i in ids if i in cls}
+            missing = [c for c in class_names if c not in present]
+            if missing:
+                lines.append(f"{fold.name}: the {what} split has no {', '.join(missing)} utterances")
+    return lines
+
+
 def validate_config(cfg: TrainConfig) -> None:
     from lancet.models import MODELS
 
@@ -80,10 +127,7 @@ def validate_config(cfg: TrainConfig) -> None:
     for flag, value in (("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size)):
         if value < 1:
             raise LancetError(f"{flag} must be at least 1, got {value}")
-    if cfg.lr <= 0 or not 0 < cfg.lr_decay <= 1:
-        raise LancetError("--lr must be positive and --lr-decay in (0, 1]")
-    if cfg.mixup_alpha < 0:
-        raise LancetError("--mixup-alpha must be >= 0 (0 disables mixup)")
+    check_numbers(cfg)
     if cfg.patience is not None and cfg.patience < 1:
         raise LancetError("--patience must be at least 1")
 
@@ -167,6 +211,7 @@ class Trainer:
         self.utterances = filter_utterances(utterances, cfg.classes, cfg.improvised_only, self.class_names,
                                             params.get("classes"), self.where)
         self.folds = make_folds(self.utterances, cfg.protocol, cfg.folds)
+        self.split_warnings = missing_class_warnings(self.folds, self.utterances, self.class_names)
         self.units = plan_units(cfg, self.folds, self.conditions)
         self.run_dir = Path(cfg.results_dir) / cfg.resolved_run_name()
         self.device = resolve_device(cfg.device, cfg.threads)
@@ -214,10 +259,22 @@ class Trainer:
         Named by run and fold, with the training speakers inside, so anyone can check that no test
         speaker contributed.
         """
-        path = self.store.folder / "norm_stats" / f"{self.run_dir.name}__{unit.key}.npz"
-        with atomic_path(path, ".npz") as tmp:
-            np.savez(tmp, mean=mean, std=std, train_speakers=np.array(unit.fold.train_speakers),
-                     test_speakers=np.array(unit.fold.test_speakers))
+        name = f"{self.run_dir.name}__{unit.key}.npz"
+        fallback = self.run_dir / "norm_stats"
+        folder = getattr(self, "norm_stats_dir", self.store.folder / "norm_stats")
+        while True:
+            try:
+                with atomic_path(folder / name, ".npz") as tmp:
+                    np.savez(tmp, mean=mean, std=std, train_speakers=np.array(unit.fold.train_speakers),
+                             test_speakers=np.array(unit.fold.test_speakers))
+                self.norm_stats_dir = folder
+                return
+            except OSError as exc:  # a read-only features folder: keep them with the results instead
+                if folder == fallback:
+                    raise
+                self.log(f"{folder}: not writable ({exc.strerror or type(exc).__name__}); "
+                         f"normalisation statistics go to {fallback} instead")
+                folder = fallback
 
     # ------------------------------------------------------------------ one unit
     def run_unit(self, unit: Unit) -> list[dict]:
@@ -311,6 +368,7 @@ class Trainer:
             if error is not None:
                 raise LancetError(error)
             resolved = cfg.to_json()
+            resolved["split_warnings"] = list(self.split_warnings)  # recorded with the results
             resolved.update(device=str(self.device), amp_dtype=str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off",
                             conditions=self.conditions, folds_run=[f.name for f in self.folds],
                             class_names=list(self.class_names), feature_shape=[self.n_freq, self.n_frames],
@@ -323,6 +381,8 @@ class Trainer:
                              "SPEAKER-DEPENDENT: the same speakers are in training and test")
                 for fold in self.folds:
                     self.log(fold.describe())
+                for line in self.split_warnings:
+                    self.log(f"warning: {line}")
             t0 = time.perf_counter()
             if cfg.ddp and ctx.enabled:
                 self._run_units_together()
