@@ -193,27 +193,6 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_device(device: str) -> str:
-    """'cpu', 'cuda' or 'auto' -> 'cpu' or 'cuda' (LancetError when CUDA is asked for but absent).
-
-    'torch-cpu' (API only) runs the batched torch path on the CPU: it exercises the GPU code path on a
-    machine without CUDA (tests).
-    """
-    if device not in ("cpu", "cuda", "auto", "torch-cpu"):
-        raise LancetError(f"--device must be cpu, cuda or auto, not {device!r}")
-    if device in ("cpu", "torch-cpu"):
-        return device
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    if device == "cuda" and not has_cuda:
-        raise LancetError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    return "cuda" if has_cuda else "cpu"
-
-
 def _settings(record: dict[str, Any]) -> dict[str, Any]:
     """The part of a params record that decides the numbers (JSON-normalised for comparison)."""
     keep = {k: v for k, v in record.items()
@@ -272,7 +251,10 @@ def _extract_features_locked(
         if unknown:
             raise LancetError(f"{manifest}: no condition(s) {', '.join(unknown)} (has: {', '.join(groups)})")
         groups = {c: groups[c] for c in conditions}
-    dev = resolve_device(device)
+    from lancet.device import resolve_device
+
+    # 'torch-cpu' (API only) runs the batched torch path on the CPU: the GPU code path, testable without CUDA
+    dev = "torch-cpu" if device == "torch-cpu" else str(resolve_device(device))
 
     record = params_record(params, seg, dtype)
     existing = load_params(out)
