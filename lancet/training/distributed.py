@@ -310,3 +310,37 @@ def job_run_unit(key: str) -> str:
     trainer = _JOB["trainer"]
     trainer.run_unit(_JOB["units"][key])
     return key
+
+
+class ShardRng:
+    """The unit's generator seen by one rank's mixup under ``--ddp``.
+
+    Every rank must consume the unit's generator exactly as the others (the next epoch's batch
+    order comes from it), but each mixes only its own shard, and shards of the last batch can
+    differ in size. So ``permutation`` draws the *global* batch's permutation (the same draw on
+    every rank) and returns the order it induces on this rank's shard; ``beta`` is passed through.
+
+    Example:
+        >>> import numpy as np
+        >>> r = ShardRng(np.random.default_rng(0), DistContext(rank=1, world_size=2), global_size=5)
+        >>> sorted(r.permutation(2).tolist())
+        [0, 1]
+    """
+
+    def __init__(self, rng, ctx: DistContext, global_size: int) -> None:
+        self.rng, self.ctx, self.global_size = rng, ctx, global_size
+
+    def beta(self, a: float, b: float) -> float:
+        return self.rng.beta(a, b)
+
+    def permutation(self, n: int):
+        import numpy as np
+
+        perm = self.rng.permutation(self.global_size)
+        local = perm[self.ctx.rank::self.ctx.world_size][:n]
+        return np.argsort(local, kind="stable")
+
+
+def ddp_batches(batches: list, ctx: DistContext) -> tuple[list, list[int]]:
+    """(this rank's shard of each global batch, the global sizes)."""
+    return [shard(b, ctx) for b in batches], [len(b) for b in batches]
