@@ -342,3 +342,35 @@ def test_lancet_attention_padding_option_and_short_segments() -> None:
     assert count_parameters(same) == count_parameters(model) == PARAMS[("LANCET", "mfcc")]
     with torch.no_grad():
         assert same(torch.randn(2, 1, 26, 3)).shape == (2, 4)
+
+
+# ---------------------------------------------------------------- --model-options
+
+def test_parse_model_options() -> None:
+    from lancet.models import parse_model_options
+
+    got = parse_model_options(["attention_padding=same", "LANCET.attn_kernels=3,5,9", "TCNet.residual=false",
+                               "LANCET.se_reduction=4"], ["LANCET", "TCNet"])
+    assert got == {"LANCET": {"attention_padding": "same", "attn_kernels": (3, 5, 9), "se_reduction": 4},
+                   "TCNet": {"residual": False}}
+    assert parse_model_options([]) == {}
+    # an unprefixed option goes only to the models that have it
+    assert parse_model_options(["ff_mult=2"], ["LANCET", "GLAM"]) == {"GLAM": {"ff_mult": 2}}
+    model = build_model("LANCET", 4, 26, 8, **got["LANCET"])
+    assert model.attention.padding == "same" and model.attention.kernel_sizes == (3, 5, 9)
+
+
+@pytest.mark.parametrize("items,message", [
+    (["dropout=0.1"], r"unknown option 'dropout'; valid options: LANCET: .*attention_padding.*; GLAM: ff_mult"),
+    (["LANCET.dropout=0.1"], r"unknown option 'dropout'; valid options: LANCET: bn_chan, hid_chan"),
+    (["ResNet.depth=3"], r"unknown model 'ResNet'; known models: LANCET, GLAM, TCNet"),
+    (["LANCET.bn_chan=1.5"], r"LANCET.bn_chan: expects an integer, got 1.5"),
+    (["TCNet.residual=maybe"], r"TCNet.residual: expects true or false"),
+    (["attention_padding"], r"write option=value"),
+])
+def test_parse_model_options_refuses(items, message) -> None:
+    from lancet.models import parse_model_options
+
+    with pytest.raises(LancetError, match=message) as err:
+        parse_model_options(items, ["LANCET", "GLAM"])
+    assert "\n" not in str(err.value)

@@ -7,7 +7,7 @@ one signature ``Model(n_classes=4, n_freq=..., n_frames=..., **options)``. See d
 
 from lancet.models.glam import GLAM
 from lancet.models.lancet import LANCET
-from lancet.models.registry import FEATURE_SHAPES, MODELS, build_model, count_parameters
+from lancet.models.registry import FEATURE_SHAPES, MODELS, build_model, count_parameters, parse_model_options
 from lancet.models.tcnet import TCNet
 
-__all__ = ["LANCET", "GLAM", "TCNet", "MODELS", "FEATURE_SHAPES", "build_model", "count_parameters"]
+__all__ = ["LANCET", "GLAM", "TCNet", "MODELS", "FEATURE_SHAPES", "build_model", "count_parameters", "parse_model_options"]
