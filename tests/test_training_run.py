@@ -50,7 +50,7 @@ def test_end_to_end_learns_and_writes_everything(finished_run):
     assert "macro_f1" in csv_head and "recall_angry" in csv_head
     ckpt_dir = run_dir / "checkpoints/TCNet/train-clean/seed987654/fold1"
     assert (ckpt_dir / "best.pt").is_file() and not (ckpt_dir / "last.pt").exists()
-    best = torch.load(ckpt_dir / "best.pt", weights_only=False)
+    best = torch.load(ckpt_dir / "best.pt", weights_only=True)
     assert best["model_name"] == "TCNet" and best["class_names"] == ["neutral", "happy", "sad", "angry"]
     assert best["norm_mean"].shape == (26,) and best["feature_params"]["kind"] == "mfcc"
     assert best["test_speakers"] == ["Ses01F", "Ses01M"] and best["speaker_independent"]
@@ -86,7 +86,7 @@ def test_interrupted_fold_resumes_from_last_epoch(store, tmp_path):
     with pytest.raises(_Stop):
         run_training(cfg, on_epoch_end=stop_after_2, log=lambda m: None)
     ckpt = Path(cfg.results_dir) / "t/checkpoints/TCNet/train-clean/seed987654/fold2"
-    assert torch.load(ckpt / "last.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(ckpt / "last.pt", weights_only=True)["epoch"] == 2
     assert not (Path(cfg.results_dir) / "t/metrics").exists()
     epochs_seen: list[int] = []
     logs: list[str] = []
@@ -94,8 +94,8 @@ def test_interrupted_fold_resumes_from_last_epoch(store, tmp_path):
     assert epochs_seen == [3]  # only the missing epoch ran
     assert any("resumed after epoch 2" in line for line in logs)
     # same seeds and restored generator states: identical to the uninterrupted run
-    ref_state = torch.load(Path(ref["run_dir"]) / "checkpoints/TCNet/train-clean/seed987654/fold2/best.pt", weights_only=False)
-    cut_state = torch.load(ckpt / "best.pt", weights_only=False)
+    ref_state = torch.load(Path(ref["run_dir"]) / "checkpoints/TCNet/train-clean/seed987654/fold2/best.pt", weights_only=True)
+    cut_state = torch.load(ckpt / "best.pt", weights_only=True)
     assert ref_state["epoch"] == cut_state["epoch"]
     for k, v in ref_state["model_state"].items():
         assert torch.allclose(v.float(), cut_state["model_state"][k].float(), atol=1e-6), k
