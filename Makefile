@@ -14,6 +14,13 @@ DEMO_STANDARD  := datasets/IEMOCAP_demo_standard
 DEMO_FEATURES  := features/demo
 DEMO_SNRS      := -5 0 10 20
 DEMO_EPOCHS    := 8
+# Music and ambient noise: the real recordings in ../shared where present, else generated stand-ins.
+# The demo remembers which (a fingerprint of the shared noise folders' listing) and, when it changed,
+# removes its own augmented, standardised, feature and result folders first, so that `make demo` reruns
+# whatever changed. (Your own runs instead stop with a message naming the changed source.)
+SHARED_NOISE   := ../shared/data/noise
+DEMO_NOISE     := $(if $(wildcard $(SHARED_NOISE)/music/* $(SHARED_NOISE)/ambient/*),shared-$(shell ls -R $(SHARED_NOISE)/music $(SHARED_NOISE)/ambient 2>/dev/null | cksum | cut -d' ' -f1),generated)
+DEMO_STAMP     := $(DEMO_AUGMENTED)/.demo_noise
 
 .PHONY: install demo test clean-demo
 
@@ -29,8 +36,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 demo: install
 	$(PY) datasets/make_demo_corpus.py --out $(DEMO_CORPUS)
 	$(PY) datasets/prepare_IEMOCAP.py --iemocap-dir $(DEMO_CORPUS) --manifest $(DEMO_MANIFEST)
+	@if [ -d $(DEMO_AUGMENTED) ] && [ "$$(cat $(DEMO_STAMP) 2>/dev/null)" != "$(DEMO_NOISE)" ]; then \
+		echo "demo: noise sources changed since the last demo (now $(DEMO_NOISE)); starting the demo's noisy data afresh"; \
+		rm -rf $(DEMO_AUGMENTED) $(DEMO_STANDARD) $(DEMO_FEATURES) results/demo; fi
 	$(PY) datasets/augment_IEMOCAP.py --manifest $(DEMO_MANIFEST) --iemocap-dir $(DEMO_CORPUS) \
 		--out $(DEMO_AUGMENTED) --snrs $(DEMO_SNRS)
+	@echo "$(DEMO_NOISE)" > $(DEMO_STAMP)
 	$(PY) datasets/handleIEMOCAP.py --manifest $(DEMO_MANIFEST) --augmented-dir $(DEMO_AUGMENTED) --out $(DEMO_STANDARD)
 	$(PY) feature_extraction/extract_features_iemocap_mfcc.py --manifest $(DEMO_STANDARD)/manifest.csv \
 		--out $(DEMO_FEATURES)/mfcc

@@ -13,16 +13,19 @@ from __future__ import annotations
 import csv
 import filecmp
 import io
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lancet.atomic import atomic_path, read_csv, remove_stale_temporaries
+from lancet.atomic import atomic_path, read_csv, remove_stale_temporaries, save_json
 from lancet.conditions import REVERB
+from lancet.corpora.layout import corpus_root as audio_root
 from lancet.corpus import Utterance, read_manifest
 from lancet.errors import LancetError
 from lancet.locking import output_lock
+from lancet.noise.augment import CONFIG_NAME as AUGMENT_CONFIG
 from lancet.noise.augment import MANIFEST_NAME as AUGMENTED_MANIFEST
 from lancet.noise.augment import output_path
 from lancet.paths import inside, safe_component
@@ -31,6 +34,7 @@ MODES = ("link", "copy", "symlink")
 COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speaker", "gender", "improvised",
            "label", "class"]
 MANIFEST_NAME = "manifest.csv"
+NOISE_SOURCES_NAME = "noise_sources.json"  # where each noise type came from, copied from the augmentation
 _SHOW = 20
 
 
@@ -72,7 +76,7 @@ def _corpus_row(utt: Utterance, condition: str, noise_type: str, snr_db: str, pa
             "improvised": row["improvised"], "label": row["label"], "class": row["class"]}
 
 
-def _augmented_source(aug_dir: Path, row: dict, utt: Utterance) -> Path:
+def _augmented_source(aug_dir: Path, row: dict, utt: Utterance, root: Path) -> Path:
     """The augmented wav of ``row``: its recorded path, else the same file under ``aug_dir`` (tree moved)."""
     recorded = Path(row["path"])
     if recorded.is_file():
@@ -81,7 +85,7 @@ def _augmented_source(aug_dir: Path, row: dict, utt: Utterance) -> Path:
         level = row["condition"][len(REVERB) + 1:]
     else:
         level = row["snr_db"]
-    return output_path(aug_dir, utt, row["noise_type"], level)
+    return output_path(aug_dir, utt, row["noise_type"], level, root)
 
 
 def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path) -> tuple[list[Entry], list[str]]:
@@ -96,6 +100,7 @@ def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path
         entries.append(Entry(Path(u.path), target, _corpus_row(u, "clean", "clean", "", target)))
     if augmented_dir is not None:
         aug_dir = Path(augmented_dir).resolve()
+        root = audio_root(u.path for u in utts)  # augmentation keyed its tree by paths relative to it
         aug_manifest = aug_dir / AUGMENTED_MANIFEST
         if not aug_manifest.is_file():
             raise LancetError(f"{aug_manifest}: augmented manifest not found (run datasets/augment_IEMOCAP.py "
@@ -110,7 +115,7 @@ def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path
                 continue  # an utterance the corpus manifest no longer keeps (other class map)
             try:  # a hand-edited row must not place a file outside --out (e.g. condition "../../x")
                 target = inside(out, out / safe_component(cond, "condition") / standard_name(utt.id, cond))
-                source = _augmented_source(aug_dir, row, utt)
+                source = _augmented_source(aug_dir, row, utt, root)
             except LancetError as exc:
                 raise LancetError(f"{aug_manifest}:{line_no}: {exc}") from None
             entries.append(Entry(source, target, _corpus_row(utt, cond, nt, row.get("snr_db", ""), target)))
@@ -189,13 +194,58 @@ def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str
         if _is_within(out, corpus_root) and (corpus_root / "Session1").exists():
             raise LancetError(f"{out}: output folder lies inside the original corpus folder {corpus_root}; "
                               f"choose another --out")
+    audio_folders = {e.source.parent.resolve() for e in entries if e.row["condition"] == "clean"}
+    for folder in (out, *out.parents):  # any corpus: never write among the corpus's own audio
+        if folder in audio_folders:
+            raise LancetError(f"{out}: output folder lies inside the corpus audio folder {folder}; choose another --out")
     if dry_run:
         return _standardise(entries, missing, out, mode, dry_run, log)
     with output_lock(out, wait=wait, log=log):
         leftovers = remove_stale_temporaries(out)
         if leftovers:
             log(f"removed {leftovers} temporary file(s) left by an interrupted run")
+        _record_noise_sources(augmented_dir, out)
         return _standardise(entries, missing, out, mode, dry_run, log)
+
+
+def _record_noise_sources(augmented_dir: str | Path | None, out: Path) -> None:
+    """Copy the augmentation's noise sources next to the combined manifest, so that reports can say whether
+    music and ambient noise were real recordings or generated stand-ins (:func:`describe_noise_sources`)."""
+    path = out / NOISE_SOURCES_NAME
+    if augmented_dir is None:
+        path.unlink(missing_ok=True)
+        return
+    try:
+        sources = json.loads((Path(augmented_dir) / AUGMENT_CONFIG).read_text()).get("sources", {})
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return
+    if not path.is_file() or json.loads(path.read_text() or "{}") != {"sources": sources}:
+        save_json(path, {"sources": sources}, allow_nan=False)
+
+
+def describe_noise_sources(manifest: str | Path | None) -> str | None:
+    """One line saying, per noise type, whether its noise was real or generated, for the combined manifest
+    ``manifest`` (None when unknown, e.g. a clean-only tree).
+
+    Example: ``noise: babble from other corpus speakers; music REAL (5 shared files ...); white generated``.
+    """
+    if not manifest:
+        return None
+    try:
+        sources = json.loads((Path(manifest).parent / NOISE_SOURCES_NAME).read_text())["sources"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    parts = []
+    for nt, text in sources.items():
+        if "stand-in" in text:
+            parts.append(f"{nt} GENERATED stand-in (not real {nt})")
+        elif text.startswith("generated"):
+            parts.append(f"{nt} generated")
+        elif "utterances of other speakers" in text:
+            parts.append(f"{nt} from other speakers of the corpus")
+        else:
+            parts.append(f"{nt} REAL ({text})")
+    return "noise: " + "; ".join(parts) if parts else None
 
 
 def _standardise(entries: list[Entry], missing: list[str], out: Path, mode: str, dry_run: bool,

@@ -28,7 +28,7 @@ from lancet.locking import LOCK_NAME, output_lock, read_lock
 from lancet.noise.augment import AugmentConfig, augment
 from lancet.noise.sources import resolve_sources
 from lancet.paths import inside
-from lancet.standardise import COLUMNS, standardise
+from lancet.standardise import COLUMNS, describe_noise_sources, standardise
 from test_augment import make_corpus, rows_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -393,3 +393,19 @@ def test_help_texts_and_first_step_hints(tmp_path):
         assert r.stdout.count("(default: found from the manifest)") <= 1
     err = one_line_error(script(MEL, "--manifest", tmp_path / "none.csv", "--out", tmp_path / "f"))
     assert "run datasets/handleIEMOCAP.py first" in err
+
+
+def test_report_title_says_whether_noise_was_real_or_generated(tmp_path):
+    manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses01M"), per_speaker=1, seconds=0.3)
+    music = tmp_path / "noise" / "music"
+    music.mkdir(parents=True)
+    sf.write(str(music / "m.wav"), (0.1 * np.sin(np.arange(8000) / 3.0)).astype(np.float32), 8000)
+    cfg = AugmentConfig(out=tmp_path / "aug", snrs=[0], noise_types=["music", "ambient", "white"], reverb=False,
+                        noise_dir=tmp_path / "noise", shared_noise_dir=None, workers=1, progress=False)
+    augment(read_manifest(manifest), cfg, log=quiet)
+    standardise(manifest, tmp_path / "aug", tmp_path / "std", log=quiet)
+    line = describe_noise_sources(tmp_path / "std" / "manifest.csv")
+    assert line.startswith("noise: music REAL (1 file from") and "ambient GENERATED stand-in" in line
+    assert "white generated" in line
+    standardise(manifest, None, tmp_path / "std2", log=quiet)
+    assert describe_noise_sources(tmp_path / "std2" / "manifest.csv") is None

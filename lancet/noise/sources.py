@@ -42,6 +42,11 @@ class NoiseSource:
     description: str = ""
 
 
+def _files(files: list, noun: str = "file") -> str:
+    """``1 file``, ``5 files``."""
+    return f"{len(files)} {noun}{'' if len(files) == 1 else 's'}"
+
+
 def list_audio(folder: Path) -> list[str]:
     """Audio files under ``folder`` (recursively), sorted, as strings."""
     return sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
@@ -64,13 +69,13 @@ def resolve_sources(noise_types, noise_dir: str | Path | None = None,
             for name in FOLDER_NAMES[nt]:
                 files = list_audio(noise_dir / name) if (noise_dir / name).is_dir() else []
                 if files:
-                    src = NoiseSource(nt, "files", files, description=f"{len(files)} files from {noise_dir / name}")
+                    src = NoiseSource(nt, "files", files, description=f"{_files(files)} from {noise_dir / name}")
                     break
             if src is None and nt == "babble" and (noise_dir / MUSAN_TALKERS).is_dir():
                 files = list_audio(noise_dir / MUSAN_TALKERS)
                 if files:
                     src = NoiseSource(nt, "talkers", files,
-                                      description=f"babble summed from {len(files)} talker files in {noise_dir / MUSAN_TALKERS}")
+                                      description=f"babble summed from {_files(files, 'talker file')} in {noise_dir / MUSAN_TALKERS}")
         if src is None and nt == "babble":
             src = NoiseSource(nt, "corpus", description="babble summed from utterances of other speakers of the corpus")
             if noise_dir is not None:
@@ -79,7 +84,7 @@ def resolve_sources(noise_types, noise_dir: str | Path | None = None,
             files = list_audio(shared_dir / nt)
             if files:
                 log(f"note: no {nt} noise folder given; using the shared real recordings in {shared_dir / nt}")
-                src = NoiseSource(nt, "files", files, description=f"{len(files)} shared files from {shared_dir / nt}")
+                src = NoiseSource(nt, "files", files, description=f"{_files(files, 'shared file')} from {shared_dir / nt}")
         if src is None:
             gen = "music" if nt == "music" else "pink"
             log(f"note: no {nt} noise folder given and no shared noise found; using a GENERATED stand-in "

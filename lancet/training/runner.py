@@ -393,6 +393,10 @@ class Trainer:
             rows = robustness_matrix(records)
             speaker_independent = cfg.protocol == "loso"
             table = format_summary(rows, speaker_independent)
+            from lancet.standardise import describe_noise_sources  # real or generated noise, in the title
+
+            noise = describe_noise_sources(self.store.params.get("manifest"))
+            table = f"{noise}\n{table}" if noise else table
             paths: dict = {}
             if ctx.is_main:
                 missing = [u.key for u in self.units if not self.metrics_path(u).is_file()]
