@@ -24,9 +24,9 @@ def describe_os_error(exc: OSError) -> str:
         >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "out/a.wav"))
         'out/a.wav: No space left on device (the disk is full: free some space or choose another output folder, then rerun the same command to resume)'
     """
-    where = exc.filename if exc.filename is not None else "?"
+    where = "" if exc.filename is None else f"{exc.filename}: "
     if exc.filename2 is not None:
-        where = f"{where} -> {exc.filename2}"
+        where = f"{exc.filename} -> {exc.filename2}: "
     what = exc.strerror or str(exc)
     hint = ""
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -34,7 +34,7 @@ def describe_os_error(exc: OSError) -> str:
     elif exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         hint = (" (the disk is full: free some space or choose another output folder, "
                 "then rerun the same command to resume)")
-    return f"{where}: {what}{hint}"
+    return f"{where}{what}{hint}"
 
 
 def run_cli(main: Callable[[], int | None]) -> None:

@@ -409,3 +409,16 @@ def test_report_title_says_whether_noise_was_real_or_generated(tmp_path):
     assert "white generated" in line
     standardise(manifest, None, tmp_path / "std2", log=quiet)
     assert describe_noise_sources(tmp_path / "std2" / "manifest.csv") is None
+
+
+def test_a_full_disk_mid_write_names_the_file(tmp_path):
+    from lancet.atomic import save_csv as save
+
+    class Full:
+        def __str__(self):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as file.write() raises it: no file name
+
+    with pytest.raises(OSError) as info:
+        save(tmp_path / "m.csv", [{"a": Full()}], ["a"])
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "m.csv")
+    assert not list(tmp_path.iterdir())
