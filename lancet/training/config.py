@@ -9,76 +9,142 @@ protocol: this project defaults to leave-one-session-out (speaker-independent); 
 from __future__ import annotations
 
 import dataclasses
+import argparse
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from lancet.conditions import CLEAN
+from lancet.device import DEVICES
+from lancet.noise.sources import NOISE_TYPES
 from lancet.corpus import CLASS_MAPS as _CORPUS_CLASS_MAPS
 from lancet.features.params import KINDS as _FEATURE_KINDS
 
 FEATURE_KINDS = tuple(_FEATURE_KINDS)
 PROTOCOLS = ("loso", "random")
-CLASS_MAPS = tuple(_CORPUS_CLASS_MAPS)
+CLASS_MAPS = tuple(_CORPUS_CLASS_MAPS) + ("all",)  # all: every class the features hold (lancet.corpora)
 POOLINGS = ("mean", "vote")
-TRAIN_ON = ("clean", "matched", "all")
-DEVICES = ("auto", "cpu", "cuda")
+TRAIN_ON = ("clean", "matched", "all", "online")  # online: fresh noise every epoch (lancet.training.online)
+NORM_MODES = ("global", "utterance", "segment")    # lancet.training.normalize
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+COMPILE_MODES = ("auto", "on", "off")
 DEFAULT_MODELS = ("LANCET", "GLAM", "TCNet")
 
 DEFAULT_SEED = 987654
 RANDOM_SPLIT_STATE = 42          # random_state of the published stratified 80/10/10 split
 RANDOM_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
-LR_FLOOR = 1e-6                  # the learning rate never decays below this
-RAM_BUDGET_GB = 8.0              # a fold's segments are copied to RAM when they fit in this, else the mmap is indexed
 NORM_STATS_MAX_MB = 512.0        # normalisation statistics use at most this much training data (random subsample above)
 
 # Fields that change what a run computes: a rerun into the same results folder must match them.
 IDENTITY_FIELDS = (
     "features", "protocol", "classes", "improvised_only", "epochs", "batch_size", "lr", "weight_decay",
     "lr_decay", "lr_floor", "mixup_alpha", "class_weighted", "pooling", "train_on", "patience",
+    # noise robustness (issue 12)
+    "norm", "specaugment", "specaugment_time_masks", "specaugment_time_width", "specaugment_freq_masks",
+    "specaugment_freq_width", "online_snr_low", "online_snr_high", "online_noise_types", "online_reverb_prob",
+    "noise_split_seed", "noise_test_fraction",
 )
+
+
+
+def opt(default: Any, help: str, group: str, choices: tuple | None = None) -> Any:
+    """A :class:`TrainConfig` field: its default plus the command-line help, group and choices."""
+    meta = {"help": help, "group": group}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
     """The resolved settings of one training run (saved as ``config.json``)."""
 
-    features_dir: str = "features"
-    features: str = "mel"
-    models: tuple[str, ...] = DEFAULT_MODELS
-    protocol: str = "loso"
-    classes: str = "4class"
-    improvised_only: bool = False
-    seeds: tuple[int, ...] = (DEFAULT_SEED,)
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-6
-    lr_decay: float = 0.95
-    lr_floor: float = LR_FLOOR
-    mixup_alpha: float = 0.5
-    class_weighted: bool = False
-    pooling: str = "mean"
-    train_on: str = "clean"
-    folds: tuple[str, ...] | None = None
-    patience: int | None = None
-    run_name: str | None = None
-    results_dir: str = "results"
-    device: str = "auto"
-    amp: str = "auto"
-    workers: int = 2
-    threads: int = 0             # CPU threads for torch; 0 = all cores
-    ram_budget_gb: float = RAM_BUDGET_GB
-    jobs: int = 0                # units trained at once on this process's device; 0 = as many as fit (CPU: 1)
-    ddp: bool = False            # under torchrun: each unit data-parallel across all ranks instead of sharing units
-    model_options: dict[str, Any] = field(default_factory=dict)
-    progress: bool = True
+    # --- data
+    features_dir: str = opt("features", "folder holding <kind>/ feature stores", "data")
+    features: str = opt("mel", "feature kind", "data", choices=FEATURE_KINDS)
+    classes: str = opt("4class", "class map", "data", choices=CLASS_MAPS)
+    improvised_only: bool = opt(False, "use improvised dialogs only", "data")
+    protocol: str = opt("loso", "loso: leave-one-session-out (speaker-independent); random: the published "
+                        "80/10/10 split (speaker-dependent)", "data", choices=PROTOCOLS)
+    folds: tuple[str, ...] | None = opt(None, "run only these folds (e.g. 1 3 or fold1)", "data")
+    train_on: str = opt("clean", "clean; matched (one model per condition, as published); all (multi-condition); "
+                        "online (fresh noise, SNR and room every epoch; docs/ROBUSTNESS.md)", "data", choices=TRAIN_ON)
+    test_features_dir: str | None = opt(None, "cross-corpus: also test every fold's model on all of this folder's "
+                                        "<kind>/ store (same features and class map); reported as its own table", "data")
+    # --- the recipe (published LANCET trainer)
+    models: tuple[str, ...] = opt(DEFAULT_MODELS, "models to train (any of LANCET GLAM TCNet)", "recipe")
+    model_options: dict[str, Any] = opt({}, "model options as KEY=VALUE (all models) or MODEL.KEY=VALUE, "
+                                        "e.g. TCNet.residual=false", "recipe")
+    seeds: tuple[int, ...] = opt((DEFAULT_SEED,), "seeds; results are mean ± std over them", "recipe")
+    epochs: int = opt(50, "training epochs", "recipe")
+    batch_size: int = opt(32, "training batch size", "recipe")
+    lr: float = opt(1e-3, "RAdam learning rate", "recipe")
+    weight_decay: float = opt(1e-6, "RAdam weight decay", "recipe")
+    lr_decay: float = opt(0.95, "exponential learning-rate decay per epoch", "recipe")
+    lr_floor: float = opt(1e-6, "the learning rate never decays below this", "recipe")
+    mixup_alpha: float = opt(0.5, "mixup Beta(alpha, alpha); 0 disables", "recipe")
+    class_weighted: bool = opt(False, "inverse-frequency class-weighted cross entropy", "recipe")
+    pooling: str = opt("mean", "utterance pooling of segment outputs", "recipe", choices=POOLINGS)
+    patience: int | None = opt(None, "stop after this many epochs without validation gain (default: off)", "recipe")
+    # --- where and how it runs (does not change what is computed, up to float rounding)
+    run_name: str | None = opt(None, "results subfolder (default: derived from the settings)", "run")
+    results_dir: str = opt("results", "folder of all runs", "run")
+    device: str = opt("auto", "auto: CUDA when present", "run", choices=DEVICES)
+    amp: str = opt("auto", "autocast: auto = bf16 (else fp16) on CUDA, off on CPU", "run", choices=AMP_MODES)
+    compile: str = opt("auto", "compiled training and evaluation steps, data resident on the device, randomness "
+                       "drawn per epoch; auto: on for CUDA, off for CPU; off: the plain reference loop", "run",
+                       choices=COMPILE_MODES)
+    eval_batch_size: int = opt(256, "segments per evaluation batch", "run")
+    workers: int = opt(2, "threads that gather batches ahead when segments stream from memory (0: none)", "run")
+    threads: int = opt(0, "torch CPU threads (0: all cores)", "run")
+    ram_budget_gb: float = opt(8.0, "a split's segments are copied to RAM when they fit, else the memory "
+                               "map is indexed", "run")
+    device_budget_gb: float = opt(0.0, "with --compile on CUDA: the training and validation segments stay on the "
+                                  "GPU when they fit in this (0: half the free GPU memory), else they stream", "run")
+    jobs: int = opt(0, "units trained at once on this process's device; 0: as many as fit (CUDA: from free "
+                    "memory; CPU: 1)", "run")
+    ddp: bool = opt(False, "under torchrun: train each unit data-parallel across all ranks instead of sharing "
+                    "the units", "run")
+    progress: bool = opt(True, "tqdm bars", "run")
+    # --- noise robustness (issue 12; docs/ROBUSTNESS.md)
+    norm: str = opt("global", "global: fold training statistics; utterance: per-utterance mean/variance (CMVN); "
+                    "segment", "noise robustness (docs/ROBUSTNESS.md)", choices=NORM_MODES)
+    specaugment: bool = opt(False, "time and frequency masks on training batches", "noise robustness (docs/ROBUSTNESS.md)")
+    specaugment_time_masks: int = opt(2, "time masks per segment", "noise robustness (docs/ROBUSTNESS.md)")
+    specaugment_time_width: float = opt(0.1, "widest time mask: a fraction of the frames if < 1, else frames",
+                                        "noise robustness (docs/ROBUSTNESS.md)")
+    specaugment_freq_masks: int = opt(2, "frequency masks per segment", "noise robustness (docs/ROBUSTNESS.md)")
+    specaugment_freq_width: float = opt(0.15, "widest frequency mask: a fraction of the bins if < 1, else bins",
+                                        "noise robustness (docs/ROBUSTNESS.md)")
+    online_snr_low: float = opt(-5.0, "--train-on online: lowest SNR (dB)", "noise robustness (docs/ROBUSTNESS.md)")
+    online_snr_high: float = opt(20.0, "--train-on online: highest SNR (dB)", "noise robustness (docs/ROBUSTNESS.md)")
+    online_noise_types: tuple[str, ...] = opt(("babble", "music", "ambient", "white"), "--train-on online: noise "
+                                              "types", "noise robustness (docs/ROBUSTNESS.md)", choices=NOISE_TYPES)
+    online_reverb_prob: float = opt(0.2, "--train-on online: probability of reverberating a mixture first",
+                                    "noise robustness (docs/ROBUSTNESS.md)")
+    noise_dir: str | None = opt(None, "--train-on online: noise recordings as augment_IEMOCAP.py --noise-dir "
+                                "(default: the shared ones)", "noise robustness (docs/ROBUSTNESS.md)")
+    rir_dir: str | None = opt(None, "--train-on online: RIR folder (default: simulated rooms)",
+                              "noise robustness (docs/ROBUSTNESS.md)")
+    audio_manifest: str | None = opt(None, "--train-on online: manifest with the clean audio (default: the one "
+                                     "params.json names)", "noise robustness (docs/ROBUSTNESS.md)")
+    noise_manifest: str | None = opt(None, "augmented_manifest.csv of the stored noisy conditions, to test on unseen "
+                                     "recordings only (default: found beside the standardised folder)",
+                                     "noise robustness (docs/ROBUSTNESS.md)")
+    noise_split_seed: int = opt(0, "seed of the split of noise recordings into training and test pools",
+                                "noise robustness (docs/ROBUSTNESS.md)")
+    noise_test_fraction: float = opt(0.5, "share of noise recordings kept for testing",
+                                     "noise robustness (docs/ROBUSTNESS.md)")
 
     def __post_init__(self) -> None:
         self.models = tuple(self.models)
         self.seeds = tuple(int(s) for s in self.seeds)
         if self.folds is not None:
             self.folds = tuple(str(f) for f in self.folds)
+        self.online_noise_types = tuple(self.online_noise_types)
 
     @property
     def improvised(self) -> bool:
@@ -92,12 +158,17 @@ class TrainConfig:
         parts = [self.features, self.protocol, self.classes, f"train-{self.train_on}"]
         if self.improvised_only and self.classes != "improvised":
             parts.append("impro")
+        if self.norm != "global":
+            parts.append(f"norm-{self.norm}")
+        if self.specaugment:
+            parts.append("specaug")
         return "_".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["models"] = list(self.models)
         out["seeds"] = list(self.seeds)
+        out["online_noise_types"] = list(self.online_noise_types)
         out["folds"] = list(self.folds) if self.folds is not None else None
         out["run_name"] = self.resolved_run_name()
         out["speaker_independent"] = self.protocol == "loso"
@@ -106,3 +177,74 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         data = self.to_json()
         return {k: data[k] for k in IDENTITY_FIELDS}
+
+
+# ----------------------------------------------------------------------------- the command line
+def _flag_type(hint: Any) -> tuple[type, bool, bool]:
+    """(item type, is a tuple, may be None) of a field's annotation."""
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional, hint = True, args[0]
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], True, optional
+    return (typing.get_origin(hint) or hint), False, optional
+
+
+def build_parser(defaults: Mapping[str, Any] | None = None,
+                 parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """One flag per :class:`TrainConfig` field (``--batch-size`` for ``batch_size``): type, default,
+    choices and help all come from the field, so every default is written once, here.
+
+    ``defaults`` overrides some of them (a script's path constants). Booleans that default to False
+    are switches (``--class-weighted``); one that defaults to True is turned off (``--no-progress``).
+
+    Example:
+        >>> build_parser().parse_args(["--epochs", "3"]).epochs
+        3
+    """
+    defaults = dict(defaults or {})
+    unknown = set(defaults) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"no TrainConfig field(s) {', '.join(sorted(unknown))}")
+    p = parser or argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(TrainConfig)
+    groups: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        group = meta.get("group", "training")
+        if group not in groups:
+            groups[group] = p.add_argument_group(group)
+        g = groups[group]
+        default = defaults.get(f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        flag = "--" + f.name.replace("_", "-")
+        kind, is_tuple, _ = _flag_type(hints[f.name])
+        kw: dict[str, Any] = {"dest": f.name, "help": meta.get("help", "")}
+        if kind is bool:
+            if default:
+                flag = "--no-" + f.name.replace("_", "-")
+                kw["help"] = "no " + kw["help"]
+            g.add_argument(flag, action="store_false" if default else "store_true", default=default, **kw)
+            continue
+        if kind is dict:  # KEY=VALUE items, parsed by config_from_args (they need the model names)
+            g.add_argument(flag, nargs="*", default=[], metavar="KEY=VALUE", **kw)
+            continue
+        if "choices" in meta:
+            kw["choices"] = meta["choices"]
+        if is_tuple:
+            kw["nargs"] = "+"
+            default = list(default) if default is not None else None
+        g.add_argument(flag, type=kind, default=default, **kw)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed :func:`build_parser` flags (model options checked by name)."""
+    from lancet.models import parse_model_options
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    for name, value in values.items():
+        if isinstance(value, list):
+            values[name] = tuple(value)
+    values["model_options"] = parse_model_options(list(values["model_options"]), values["models"])
+    return TrainConfig(**values)
