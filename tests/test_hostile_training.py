@@ -282,3 +282,20 @@ def test_training_warns_on_missing_class_and_keeps_norm_stats_when_features_are_
     assert any("not writable" in line and "norm_stats" in line for line in logs)
     with np.load(saved[0]) as stats:
         assert stats["mean"].shape == (26,) and list(stats["test_speakers"]) == ["Ses01F", "Ses01M"]
+
+
+def test_old_lancet_checkpoints_keep_the_padding_they_were_trained_with(tmp_path):
+    """Checkpoints of format 1 were trained with 'same'-padded attention; new ones record the published one."""
+    from lancet.features.params import SegmentParams, make_params, params_record
+    from lancet.models import build_model
+    from lancet.training.predict import load_predictor
+
+    record = params_record(make_params("mfcc"), SegmentParams(), "float32")
+    n_freq, n_frames = record["shape"]
+    base = {"model_name": "LANCET", "model_options": {}, "model_state": build_model("LANCET", 4, n_freq, n_frames).state_dict(),
+            "class_names": ["neutral", "happy", "sad", "angry"], "feature_params": record,
+            "norm_mean": np.zeros(n_freq, np.float32), "norm_std": np.ones(n_freq, np.float32),
+            "n_freq": n_freq, "n_frames": n_frames}
+    for fmt, padding in (("lancet-checkpoint-1", "same"), ("lancet-checkpoint-2", "valid")):
+        save_checkpoint(tmp_path / f"{fmt}.pt", dict(base, format=fmt))
+        assert load_predictor(tmp_path / f"{fmt}.pt", device="cpu").model.attention.padding == padding

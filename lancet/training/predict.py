@@ -26,6 +26,8 @@ from .loop import resolve_amp, resolve_device
 SILENCE_DBFS = -60.0
 #: Clips shorter than this hold too little speech for an emotion label.
 MIN_CLIP_S = 0.5
+#: Checkpoints of this format were written when LANCET's attention used 'same' padding.
+OLD_FORMAT = "lancet-checkpoint-1"
 
 
 @dataclass
@@ -51,8 +53,10 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str
     missing = [k for k in needed if k not in ckpt]
     if missing:
         raise LancetError(f"{checkpoint}: not a LANCET best checkpoint (missing {', '.join(missing)})")
-    model = build_model(ckpt["model_name"], len(ckpt["class_names"]), ckpt["n_freq"], ckpt["n_frames"],
-                        **ckpt.get("model_options", {}))
+    options = dict(ckpt.get("model_options", {}))
+    if ckpt["model_name"] == "LANCET" and ckpt.get("format", OLD_FORMAT) == OLD_FORMAT:
+        options.setdefault("attention_padding", "same")  # trained before the published attention was the default
+    model = build_model(ckpt["model_name"], len(ckpt["class_names"]), ckpt["n_freq"], ckpt["n_frames"], **options)
     model.load_state_dict(ckpt["model_state"])
     model.to(dev).eval()
     return Predictor(model=model, class_names=list(ckpt["class_names"]),

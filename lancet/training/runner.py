@@ -296,7 +296,7 @@ class Trainer:
         options = dict(cfg.model_options.get(unit.model, {}))
         model = build_model(unit.model, len(self.class_names), self.n_freq, self.n_frames, **options)
         payload = {
-            "format": "lancet-checkpoint-1", "model_name": unit.model, "model_options": options,
+            "format": "lancet-checkpoint-2", "model_name": unit.model, "model_options": options,
             "n_classes": len(self.class_names), "class_names": list(self.class_names),
             "n_freq": self.n_freq, "n_frames": self.n_frames, "feature_kind": self.store.kind,
             "feature_params": dict(self.store.params), "fold": unit.fold.name, "seed": unit.seed,
