@@ -152,7 +152,8 @@ def build_table(view: StoreView, conditions: Sequence[str], utt_ids: set[str] | 
     selected: list[tuple[np.ndarray, np.ndarray]] = []
     for p, condition in enumerate(conditions):
         idx = view.index(condition)
-        keep = np.fromiter((i in utt_ids for i in idx.ids), dtype=bool, count=len(idx.ids))
+        ids = utt_ids.get(condition, frozenset()) if isinstance(utt_ids, Mapping) else utt_ids  # per condition (noise pools)
+        keep = np.fromiter((i in ids for i in idx.ids), dtype=bool, count=len(idx.ids))
         keep &= np.fromiter((c in class_to_label for c in idx.classes), dtype=bool, count=len(idx.classes))
         sel = np.nonzero(keep)[0]
         rows = idx.rows[sel]

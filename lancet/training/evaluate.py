@@ -31,14 +31,18 @@ def to_model_input(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 @torch.no_grad()
 def predict_segments(model: torch.nn.Module, table: SegmentTable, mean: torch.Tensor, std: torch.Tensor,
                      device: torch.device, batch_size: int = 64, amp_dtype: torch.dtype | None = None,
-                     workers: int = 0) -> np.ndarray:
-    """Softmax probabilities (n_segments, n_classes) of every segment of ``table``, in table order."""
+                     workers: int = 0, norm=None) -> np.ndarray:
+    """Softmax probabilities (n_segments, n_classes) of every segment of ``table``, in table order.
+
+    ``norm``: a :class:`~lancet.training.normalize.Normaliser` bound to ``table`` (``--norm``), used
+    instead of ``mean``/``std``."""
     model.eval()
     pin = device.type == "cuda"
     out: list[torch.Tensor] = []
     for batch in iter_batches(table, batch_indices(len(table), batch_size, False, None), workers=workers, pin=pin):
-        x = to_model_input(batch.x.to(device, non_blocking=True), mean, std)
         lengths = batch.lengths.to(device, non_blocking=True)
+        x = batch.x.to(device, non_blocking=True)
+        x = norm(x, lengths, batch.index) if norm is not None else to_model_input(x, mean, std)
         with autocast_context(device, amp_dtype):
             logits = model(x, lengths=lengths)
         out.append(torch.softmax(logits.float(), dim=-1))  # stays on the device: one transfer at the end
@@ -73,9 +77,9 @@ def pool_utterances(probs: np.ndarray, utt: np.ndarray, n_utts: int, method: str
 
 def evaluate_table(model: torch.nn.Module, table: SegmentTable, mean: torch.Tensor, std: torch.Tensor,
                    device: torch.device, n_classes: int, pooling: str = "mean", batch_size: int = 64,
-                   amp_dtype: torch.dtype | None = None, workers: int = 0) -> dict:
+                   amp_dtype: torch.dtype | None = None, workers: int = 0, norm=None) -> dict:
     """Utterance-level metrics (WA, UA, macro-F1, confusion) plus segment-level WA/UA for reference."""
-    probs = predict_segments(model, table, mean, std, device, batch_size, amp_dtype, workers)
+    probs = predict_segments(model, table, mean, std, device, batch_size, amp_dtype, workers, norm)
     n_utts = len(table.utt_keys)
     _, pred = pool_utterances(probs, table.utt, n_utts, pooling)
     metrics = classification_metrics(table.utterance_labels(), pred, n_classes)
@@ -106,6 +110,7 @@ def robustness_matrix(records: Sequence[dict]) -> list[dict]:
         dominant = [r["degenerate"] for r in rs if r.get("degenerate")]
         row["degenerate_runs"] = len(dominant)
         row["degenerate"] = ",".join(sorted(set(dominant)))
+        row["test_noise"] = rs[0].get("test_noise", "")  # which noise recordings the test mixtures hold
         rows.append(row)
     model_order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in records))}
     rows.sort(key=lambda r: (model_order[r["model"]], r["train_on"], condition_sort_key(r["condition"])))

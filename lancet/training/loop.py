@@ -135,12 +135,17 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings):
 
 def train_step(model: torch.nn.Module, optimizer, scaler, batch: Batch, mean_t: torch.Tensor, std_t: torch.Tensor,
                n_classes: int, mixup_alpha: float, rng: np.random.Generator, device: torch.device,
-               amp_dtype: torch.dtype | None, weight: torch.Tensor | None = None) -> torch.Tensor:
+               amp_dtype: torch.dtype | None, weight: torch.Tensor | None = None, norm=None, augment=None) -> torch.Tensor:
     """One optimisation step on a batch (normalise on the device, mixup, autocast, scaled backward).
 
+    ``norm``: a bound :class:`~lancet.training.normalize.Normaliser` (``--norm utterance|segment``) instead
+    of the global ``mean_t``/``std_t``; ``augment(x, lengths)``: SpecAugment on the normalised batch.
     Returns the loss as a detached device tensor (reading it forces a sync, so callers do it sparingly)."""
-    x = to_model_input(batch.x.to(device, non_blocking=True), mean_t, std_t)
     lengths = batch.lengths.to(device, non_blocking=True)
+    x = batch.x.to(device, non_blocking=True)
+    x = norm(x, lengths, batch.index) if norm is not None else to_model_input(x, mean_t, std_t)
+    if augment is not None:  # masks before mixup: each source segment keeps its own masks
+        x = augment(x, lengths)
     targets = one_hot(batch.labels.to(device, non_blocking=True), n_classes)
     x, targets, lengths, _ = mixup(x, targets, lengths, mixup_alpha, rng)
     with autocast_context(device, amp_dtype):
@@ -153,9 +158,17 @@ def train_step(model: torch.nn.Module, optimizer, scaler, batch: Batch, mean_t: 
     return loss.detach()
 
 
+def _step_augment(specaugment: Callable, seed: int, epoch: int, step: int) -> Callable:
+    """SpecAugment with masks drawn from a generator of (seed, epoch, step): the same masks after a resume,
+    and no draw from the loop's generator (whose sequence mixup and batching depend on)."""
+    rng = np.random.default_rng([seed, epoch, step, 0x5A])
+    return lambda x, lengths: specaugment(x, lengths, rng)
+
+
 def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, mean: np.ndarray, std: np.ndarray,
                 n_classes: int, settings: TrainSettings, device: torch.device, amp_dtype: torch.dtype | None,
-                ckpt_dir: Path, seed: int, best_payload: dict[str, Any], desc: str = "",
+                ckpt_dir: Path, seed: int, best_payload: dict[str, Any], desc: str = "", norm=None, specaugment=None,
+                epoch_table: Callable[[int], SegmentTable] | None = None,
                 on_epoch_end: Callable[[int], None] | None = None) -> TrainResult:
     """Train ``model`` (already seeded and built) on ``train``, select on ``val``; resume from ``last.pt``.
 
@@ -190,19 +203,27 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
         if state.get("finished"):
             return TrainResult(best_epoch, best_score, best_val, start, history, resumed_from=start)
     resumed_from = start
+    # --- noise robustness hooks (issue 12): --norm utterance|segment, --specaugment, --train-on online
+    train_norm = norm.bind(train) if norm is not None else None
+    val_norm = norm.bind(val) if norm is not None else None
+    table_epoch = 0  # ``train`` is epoch 0's table; online training swaps in a fresh one every epoch
     t0 = time.perf_counter()
     pin = device.type == "cuda"
     epoch = start
     finished = False
     for epoch in range(start, settings.epochs):
         model.train()
+        if epoch_table is not None and epoch != table_epoch:  # --train-on online: new noise, SNRs, rooms
+            train, table_epoch = epoch_table(epoch), epoch
+            train_norm = norm.bind(train) if norm is not None else None
         batches = batch_indices(len(train), settings.batch_size, True, rng, min_last=2)
         total_loss, seen = torch.zeros((), device=device), 0
         bar = tqdm(total=len(batches), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}", unit="batch",
                    disable=not settings.progress, leave=True, dynamic_ncols=True)
         for step, batch in enumerate(iter_batches(train, batches, workers=settings.workers, pin=pin), 1):
             loss = train_step(model, optimizer, scaler, batch, mean_t, std_t, n_classes, settings.mixup_alpha, rng,
-                              device, amp_dtype, weight)
+                              device, amp_dtype, weight, norm=train_norm,
+                              augment=None if specaugment is None else _step_augment(specaugment, seed, epoch, step))
             total_loss += loss * len(batch.index)  # summed on the device: no sync per step
             seen += len(batch.index)
             bar.update(1)
@@ -210,7 +231,7 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
                 bar.set_postfix(loss=f"{float(total_loss) / max(seen, 1):.4f}")
         scheduler.step()
         val_metrics = evaluate_table(model, val, mean_t, std_t, device, n_classes, settings.pooling,
-                                     settings.eval_batch_size, amp_dtype, settings.workers)
+                                     settings.eval_batch_size, amp_dtype, settings.workers, norm=val_norm)
         score = selection_score(val_metrics)
         record = {"epoch": epoch + 1, "loss": float(total_loss) / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
                   "val_wa": val_metrics["wa"], "val_ua": val_metrics["ua"], "val_score": score}

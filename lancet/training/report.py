@@ -16,10 +16,10 @@ from .metrics import DEGENERATE_SHARE
 
 RECORD_FIELDS = ["model", "train_on", "train_condition", "fold", "seed", "condition", "noise_type", "snr_db",
                  "wa", "ua", "macro_f1", "segment_wa", "segment_ua", "n_utterances", "n_segments",
-                 "best_epoch", "val_wa", "val_ua", "degenerate", "dominant_share"]
+                 "best_epoch", "val_wa", "val_ua", "degenerate", "dominant_share", "norm", "test_noise"]
 SUMMARY_FIELDS = ["model", "train_on", "condition", "noise_type", "snr_db", "runs", "folds", "seeds",
                   "wa_mean", "wa_std", "ua_mean", "ua_std", "macro_f1_mean", "macro_f1_std",
-                  "degenerate_runs", "degenerate"]
+                  "degenerate_runs", "degenerate", "test_noise"]
 
 
 def record_fields(class_names: Sequence[str]) -> list[str]:
@@ -88,6 +88,9 @@ def format_summary(rows: list[dict], speaker_independent: bool) -> str:
                    f"(the figure is chance, not a measurement):")
         out += [f"  {r['model']} (train {r['train_on']}) {r['condition']}: {r['degenerate']} in "
                 f"{r['degenerate_runs']} of {r['runs']} runs" for r in flagged]
+    noise_notes = dict.fromkeys((r["noise_type"], r.get("test_noise")) for r in rows if r.get("test_noise"))
+    if noise_notes:
+        out.append("test noise: " + "; ".join(f"{nt}: {note}" for nt, note in noise_notes))
     return "\n".join(out)
 
 

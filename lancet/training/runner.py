@@ -32,6 +32,8 @@ from .data import StoreView, build_table
 from .evaluate import evaluate_table, robustness_matrix
 from .loop import BEST, LAST, TrainSettings, load_checkpoint, resolve_amp, resolve_device, seed_everything, train_model
 from .report import format_summary, write_records, write_summary
+from lancet.noise.split import TEST as TEST_POOL, TRAIN as TRAIN_POOL
+
 from .splits import Fold, filter_utterances, make_folds, utterances_from_index
 
 
@@ -130,6 +132,9 @@ def validate_config(cfg: TrainConfig) -> None:
     check_numbers(cfg)
     if cfg.patience is not None and cfg.patience < 1:
         raise LancetError("--patience must be at least 1")
+    from .robust import validate_robustness  # issue 12: --norm, --specaugment, --train-on online, noise split
+
+    validate_robustness(cfg)
 
 
 def check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
@@ -173,6 +178,8 @@ def plan_units(cfg: TrainConfig, folds: list[Fold], conditions: list[str]) -> li
             for fold in folds:
                 if cfg.train_on == "clean":
                     units.append(Unit(model, seed, fold, "clean", [CLEAN], list(conditions)))
+                elif cfg.train_on == "online":  # fresh noise every epoch; planned like clean: one model, every condition
+                    units.append(Unit(model, seed, fold, "online", [CLEAN], list(conditions)))
                 elif cfg.train_on == "all":
                     units.append(Unit(model, seed, fold, "all", list(conditions), list(conditions)))
                 else:
@@ -198,7 +205,7 @@ class Trainer:
         self.where = str(Path(cfg.features_dir) / cfg.features)
         self.view = StoreView(self.store, self.where)
         self.conditions = sort_conditions(self.store.conditions)
-        if cfg.train_on == "clean" and CLEAN not in self.conditions:
+        if cfg.train_on in ("clean", "online") and CLEAN not in self.conditions:
             raise LancetError(f"{self.where}: --train-on clean but the store has no 'clean' condition "
                               f"(it has {', '.join(self.conditions)})")
         self.class_names = class_names()
@@ -213,6 +220,9 @@ class Trainer:
         self.folds = make_folds(self.utterances, cfg.protocol, cfg.folds)
         self.split_warnings = missing_class_warnings(self.folds, self.utterances, self.class_names)
         self.units = plan_units(cfg, self.folds, self.conditions)
+        from .robust import NoisePools  # issue 12: training/test pools of the noise recordings
+
+        self.noise = NoisePools.load(cfg, self.conditions, {u.id for u in self.utterances}, self.store.params, self.log)
         self.run_dir = Path(cfg.results_dir) / cfg.resolved_run_name()
         self.device = resolve_device(cfg.device, cfg.threads)
         # scale-out (lancet.training.distributed): a worker's or a rank's own device and CPU share
@@ -285,8 +295,18 @@ class Trainer:
 
         cfg = self.cfg
         seed_everything(unit.seed)
-        train = self._table(unit.train_conditions, unit.fold.train, "training", unit)
-        val = self._table(unit.train_conditions, unit.fold.val, "validation", unit)
+        # issue 12: stored noisy mixtures only from training-pool recordings (asserted); --train-on online
+        # trains on a fresh noisy copy of the fold's training utterances every epoch (epoch 0's table here)
+        from .robust import make_normaliser, make_online, make_specaugment
+
+        train_ids = self.noise.ids(unit.train_conditions, unit.fold.train, TRAIN_POOL)
+        self.noise.check_unit(unit.train_conditions, train_ids,
+                              self.noise.ids(unit.eval_conditions, unit.fold.test, TEST_POOL), unit.eval_conditions)
+        self.noise.save(self.run_dir)
+        online = make_online(self, unit) if unit.train_on == "online" else None
+        train = online.epoch_table(0) if online else self._table(unit.train_conditions, train_ids, "training", unit)
+        val = self._table(unit.train_conditions, self.noise.ids(unit.train_conditions, unit.fold.val, TRAIN_POOL),
+                          "validation", unit)
         x_norm, len_norm = train.sample(NORM_STATS_MAX_MB * 2**20, np.random.default_rng(unit.seed))
         mean, std = compute_norm_stats(x_norm, valid_frames=len_norm)
         del x_norm
@@ -302,7 +322,7 @@ class Trainer:
             "feature_params": dict(self.store.params), "fold": unit.fold.name, "seed": unit.seed,
             "train_on": unit.train_on, "train_conditions": unit.train_conditions, "protocol": cfg.protocol,
             "speaker_independent": unit.fold.speaker_independent, "pooling": cfg.pooling,
-            "test_speakers": list(unit.fold.test_speakers), "config": cfg.to_json(),
+            "test_speakers": list(unit.fold.test_speakers), "config": cfg.to_json(), "norm": cfg.norm,
         }
         ckpt_dir = self.ckpt_dir(unit)
         hook = None if self.on_epoch_end is None else (lambda epoch: self.on_epoch_end(unit, epoch))
@@ -311,7 +331,9 @@ class Trainer:
                  f"({'in RAM' if train.in_ram else 'memory-mapped'}), device {self.device}"
                  + (f" autocast {str(self.amp_dtype).removeprefix('torch.')}" if self.amp_dtype else ""))
         result = train_model(model, train, val, mean, std, len(self.class_names), self.settings(), self.device,
-                             self.amp_dtype, ckpt_dir, unit.seed, payload, desc=desc, on_epoch_end=hook)
+                             self.amp_dtype, ckpt_dir, unit.seed, payload, desc=desc,
+                             norm=make_normaliser(cfg, mean, std, self.device), specaugment=make_specaugment(cfg),
+                             epoch_table=online.epoch_table if online else None, on_epoch_end=hook)
         if result.resumed_from:
             self.log(f"[{desc}] resumed after epoch {result.resumed_from}")
         del train, val
@@ -320,13 +342,15 @@ class Trainer:
         mean_t = torch.as_tensor(mean.reshape(-1, 1), device=self.device)
         std_t = torch.as_tensor(std.reshape(-1, 1), device=self.device)
         records = []
+        test_norm = make_normaliser(cfg, mean, std, self.device)
         for cond in unit.eval_conditions:
-            test = build_table(self.view, [cond], unit.fold.test, self.class_to_label, cfg.ram_budget_gb * 2**30)
+            test = build_table(self.view, [cond], self.noise.ids([cond], unit.fold.test, TEST_POOL), self.class_to_label,
+                               cfg.ram_budget_gb * 2**30)
             if len(test) == 0:
                 self.log(f"[{desc}] no test segments in {cond}; skipped")
                 continue
             m = evaluate_table(model, test, mean_t, std_t, self.device, len(self.class_names), cfg.pooling,
-                               128, self.amp_dtype, cfg.workers)
+                               128, self.amp_dtype, cfg.workers, norm=None if test_norm is None else test_norm.bind(test))
             noise, snr = parse_condition(cond)
             records.append({
                 "model": unit.model, "train_on": unit.train_on, "train_condition": "+".join(unit.train_conditions)
@@ -335,7 +359,8 @@ class Trainer:
                 "macro_f1": m["macro_f1"], "segment_wa": m["segment_wa"], "segment_ua": m["segment_ua"],
                 "n_utterances": m["n"], "n_segments": m["n_segments"], "best_epoch": result.best_epoch,
                 "val_wa": result.best_val.get("wa"), "val_ua": result.best_val.get("ua"),
-                "recall": m["recall"], "confusion": m["confusion"],
+                "recall": m["recall"], "confusion": m["confusion"], "norm": cfg.norm,
+                "test_noise": self.noise.describe(cond),
             })
         if not records:
             raise LancetError(f"{self.where}: {unit.fold.name}: the test split has no segments in any condition")

@@ -1,0 +1,226 @@
+"""The trainer's noise-robustness side (issue 12), kept out of the runner: which stored mixtures a fold may
+train and test on, the normaliser and SpecAugment of a unit, and the online augmenter of a fold.
+
+Unseen noise at test time (docs/ROBUSTNESS.md): stored noisy conditions are made once for all folds, and
+``augmented_manifest.csv`` records the noise recording of every mixture. The recordings are split into a
+training and a test pool (:mod:`lancet.noise.split`, seeded, saved as ``noise_split.json`` in the run
+folder). Every model, whatever it trained on, is tested only on mixtures whose recordings are in the test
+pool, so all columns of the matrix are measured on the same utterances; ``all``/``matched`` training uses
+only mixtures whose recordings are in the training pool, and ``online`` draws from the training pool
+only. Generated noise is new at every draw, and stored babble holds only voices of the target's own
+session (:func:`lancet.noise.babble.session_talkers`), so both are unseen by construction.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from lancet.atomic import read_csv, save_json
+from lancet.conditions import CLEAN, parse_condition
+from lancet.errors import LancetError
+from lancet.noise.split import TEST, TRAIN, NoiseSplit, assert_unseen, entry_pool, split_by_type
+
+from .normalize import NORM_MODES, Normaliser
+from .specaugment import spec_augment
+
+NOISE_MANIFEST = "augmented_manifest.csv"
+# Stored noise types whose mixtures may reuse recordings (music/ambient files, room impulse responses).
+RECORDING_TYPES = ("music", "ambient", "reverberation")
+
+
+def validate_robustness(cfg) -> None:
+    """One-line errors for the issue-12 settings of a :class:`~lancet.training.config.TrainConfig`."""
+    if cfg.norm not in NORM_MODES:
+        raise LancetError(f"--norm {cfg.norm!r}: choose one of {', '.join(NORM_MODES)}")
+    for flag, value in (("--specaugment-time-masks", cfg.specaugment_time_masks),
+                        ("--specaugment-freq-masks", cfg.specaugment_freq_masks)):
+        if value < 0:
+            raise LancetError(f"{flag} must be >= 0, got {value}")
+    for flag, value in (("--specaugment-time-width", cfg.specaugment_time_width),
+                        ("--specaugment-freq-width", cfg.specaugment_freq_width)):
+        if not value >= 0:
+            raise LancetError(f"{flag} must be >= 0, got {value}")
+    if not 0.0 < cfg.noise_test_fraction < 1.0:
+        raise LancetError(f"--noise-test-fraction must be in (0, 1), got {cfg.noise_test_fraction}")
+    if cfg.train_on == "online":
+        online_settings(cfg).check()
+        for flag, path in (("--noise-dir", cfg.noise_dir), ("--rir-dir", cfg.rir_dir),
+                           ("--audio-manifest", cfg.audio_manifest)):
+            if path and not Path(path).exists():
+                raise LancetError(f"{flag} {path}: not found")
+    if cfg.noise_manifest and not Path(cfg.noise_manifest).is_file():
+        raise LancetError(f"--noise-manifest {cfg.noise_manifest}: not found (the augmented_manifest.csv of "
+                          f"datasets/augment_IEMOCAP.py)")
+
+
+def online_settings(cfg):
+    from .online import OnlineSettings
+
+    kw = dict(snr_low=cfg.online_snr_low, snr_high=cfg.online_snr_high, noise_types=tuple(cfg.online_noise_types),
+              reverb_prob=cfg.online_reverb_prob, noise_dir=cfg.noise_dir, rir_dir=cfg.rir_dir,
+              split_seed=cfg.noise_split_seed, test_fraction=cfg.noise_test_fraction)
+    return OnlineSettings(**kw)
+
+
+def make_specaugment(cfg) -> Callable | None:
+    """``f(x, lengths, rng)`` with the run's mask settings, or None without ``--specaugment``."""
+    if not cfg.specaugment:
+        return None
+    return functools.partial(spec_augment, time_masks=cfg.specaugment_time_masks, time_width=cfg.specaugment_time_width,
+                             freq_masks=cfg.specaugment_freq_masks, freq_width=cfg.specaugment_freq_width)
+
+
+def make_normaliser(cfg, mean: np.ndarray, std: np.ndarray, device) -> Normaliser | None:
+    """A :class:`Normaliser` for ``--norm utterance|segment``; None for ``global`` (the loop's own path)."""
+    return None if cfg.norm == "global" else Normaliser(cfg.norm, mean, std, device)
+
+
+def find_noise_manifest(feature_params: Mapping, ids: set[str]) -> Path | None:
+    """The ``augmented_manifest.csv`` beside the folder of the store's combined manifest (the layout the
+    README's steps make: ``datasets/<corpus>_standard`` next to ``datasets/<corpus>_augmented``) that
+    shares the most utterance ids with the store; None when there is none."""
+    manifest = feature_params.get("manifest")
+    if not manifest:
+        return None
+    parent = Path(manifest).resolve().parent.parent
+    best, best_n = None, 0
+    for cand in sorted(parent.glob(f"*/{NOISE_MANIFEST}")):
+        try:
+            n = len({r["id"] for r in read_csv(cand)} & ids)
+        except (OSError, KeyError, UnicodeDecodeError):
+            continue
+        if n > best_n:
+            best, best_n = cand, n
+    return best
+
+
+class NoisePools:
+    """Per stored (condition, utterance), the pool of the recording its mixture used; see the module docstring."""
+
+    def __init__(self, entries: dict[tuple[str, str], str] | None, splits: dict[str, NoiseSplit], source: str = "",
+                 seed: int = 0, fraction: float = 0.5) -> None:
+        self.entries = entries
+        self.splits = splits
+        self.source = source
+        self.seed, self.fraction = seed, fraction
+
+    @property
+    def active(self) -> bool:
+        return self.entries is not None
+
+    @classmethod
+    def load(cls, cfg, conditions: Iterable[str], ids: set[str], feature_params: Mapping,
+             log: Callable[[str], None]) -> "NoisePools":
+        recorded = sorted({c for c in conditions if parse_condition(c)[0] in RECORDING_TYPES})
+        path = Path(cfg.noise_manifest) if cfg.noise_manifest else find_noise_manifest(feature_params, ids)
+        if path is None:
+            if recorded and cfg.train_on in ("all", "matched", "online"):
+                raise LancetError(
+                    f"--train-on {cfg.train_on}: the stored conditions {', '.join(recorded[:3])}"
+                    f"{'...' if len(recorded) > 3 else ''} may reuse noise recordings in training and testing; give "
+                    f"--noise-manifest <augmented folder>/{NOISE_MANIFEST} so that training and testing use "
+                    f"separate recordings")
+            return cls(None, {})
+        rows = read_csv(path)
+        if rows and not {"id", "condition", "noise_type", "noise_file"} <= set(rows[0]):
+            raise LancetError(f"{path}: not an augmented manifest (needs id, condition, noise_type, noise_file)")
+        entries = {(r["condition"], r["id"]): r["noise_file"] for r in rows}
+        by_type: dict[str, list[str]] = {}
+        for r in rows:
+            by_type.setdefault(r["noise_type"], []).append(r["noise_file"])
+        splits = split_by_type(by_type, cfg.noise_split_seed, cfg.noise_test_fraction)
+        pools = cls(entries, splits, str(path), cfg.noise_split_seed, cfg.noise_test_fraction)
+        log(f"noise recordings split into training/test pools from {path} (seed {cfg.noise_split_seed}, "
+            f"test fraction {cfg.noise_test_fraction}); every model is tested on test-pool recordings only:")
+        for nt, sp in splits.items():
+            log(f"  {nt}: {sp.describe()}; test: {', '.join(sp.test[:6])}{' ...' if len(sp.test) > 6 else ''}")
+        return pools
+
+    def ids(self, conditions: Iterable[str], ids: frozenset[str], pool: str) -> frozenset[str] | dict[str, frozenset[str]]:
+        """``ids`` per condition, keeping only mixtures whose recordings are in ``pool`` (all without a manifest)."""
+        if not self.active:
+            return ids
+        out = {}
+        for cond in conditions:
+            if cond == CLEAN:
+                out[cond] = ids
+                continue
+            split = self.splits.get(parse_condition(cond)[0])
+            keep = set()
+            for uid in ids:
+                entry = self.entries.get((cond, uid))
+                if entry is None:
+                    continue  # a stored mixture the manifest does not know: its noise cannot be vouched for
+                side = entry_pool(entry, split)
+                if side is None or side == pool:
+                    keep.add(uid)
+            out[cond] = frozenset(keep)
+        return out
+
+    def check_unit(self, train_conditions: Iterable[str], train_ids: Mapping[str, frozenset[str]] | frozenset[str],
+                   test_ids: Mapping[str, frozenset[str]] | frozenset[str], eval_conditions: Iterable[str]) -> None:
+        """Assert that no recording heard in training is in the test pool or in any test mixture."""
+        if not self.active:
+            return
+        types: dict[str, tuple[list[str], list[str]]] = {}
+        for cond in train_conditions:
+            for uid in (train_ids.get(cond, ()) if isinstance(train_ids, Mapping) else train_ids):
+                if (cond, uid) in self.entries:
+                    types.setdefault(parse_condition(cond)[0], ([], []))[0].append(self.entries[(cond, uid)])
+        for cond in eval_conditions:
+            for uid in (test_ids.get(cond, ()) if isinstance(test_ids, Mapping) else test_ids):
+                if (cond, uid) in self.entries:
+                    types.setdefault(parse_condition(cond)[0], ([], []))[1].append(self.entries[(cond, uid)])
+        for nt, (train, test) in types.items():
+            assert_unseen(train, test, self.splits, nt)
+
+    def describe(self, condition: str) -> str:
+        """What noise the test mixtures of ``condition`` hold, for the records and the printed table."""
+        noise = parse_condition(condition)[0]
+        if condition == CLEAN:
+            return ""
+        if noise in self.splits and self.active:
+            return "test-pool recordings (unseen in training)"
+        if noise == "white":
+            return "generated (new at every draw)"
+        if noise == "babble":
+            return "talkers of the test speakers' own session"
+        if not self.active and noise in RECORDING_TYPES:
+            return "all recordings (no noise split: --noise-manifest not given)"
+        return "generated"
+
+    def save(self, run_dir: Path) -> None:
+        if self.active:
+            save_json(Path(run_dir) / "noise_split.json",
+                      {"source": self.source, "seed": self.seed, "test_fraction": self.fraction,
+                       "splits": {nt: sp.to_json() for nt, sp in self.splits.items()}})
+
+
+def make_online(trainer, unit):
+    """The :class:`~lancet.training.online.OnlineAugmenter` of one unit's fold (training speakers only)."""
+    from .online import OnlineAugmenter, TrainUtterance, clean_audio_paths
+
+    cfg = trainer.cfg
+    manifest = cfg.audio_manifest or trainer.store.params.get("manifest")
+    if not manifest:
+        raise LancetError(f"{trainer.where}: params.json names no manifest; pass --audio-manifest for --train-on online")
+    paths = clean_audio_paths(manifest)
+    utts = []
+    missing = []
+    for u in trainer.utterances:
+        if u.id not in unit.fold.train or u.cls not in trainer.class_to_label:
+            continue
+        if u.id not in paths:
+            missing.append(u.id)
+            continue
+        utts.append(TrainUtterance(u.id, paths[u.id], u.speaker, trainer.class_to_label[u.cls]))
+    if missing:
+        raise LancetError(f"{manifest}: no clean audio for {len(missing)} training utterance(s) of "
+                          f"{unit.fold.name} (e.g. {missing[0]})")
+    return OnlineAugmenter(utts, unit.fold.train_speakers, tuple(unit.fold.test_speakers) + tuple(unit.fold.val_speakers),
+                           trainer.store.params, online_settings(cfg), seed=unit.seed, device=str(trainer.device),
+                           log=trainer.log)
