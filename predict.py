@@ -5,7 +5,7 @@
     python predict.py --checkpoint .../best.pt some/folder/      # every .wav in the folder, sorted
 
 A clip with no speech energy (RMS below -60 dBFS) or shorter than 0.5 s is labelled as well, with a
-warning line under the table. Checkpoints load with torch.load(weights_only=True): a file that would
+warning line above the table. Checkpoints load with torch.load(weights_only=True): a file that would
 run code is refused.
 """
 

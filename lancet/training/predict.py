@@ -1,8 +1,8 @@
 """Label wav files with a trained checkpoint: same features, same normalisation, pooled segments.
 
 A model answers for any input, also for silence; so a clip whose RMS level is below
-:data:`SILENCE_DBFS` (no speech energy) or shorter than :data:`MIN_CLIP_S` gets a warning next to its
-prediction. A folder stands for the ``.wav`` files directly inside it, in name order.
+:data:`SILENCE_DBFS` (no speech energy) or shorter than :data:`MIN_CLIP_S` gets a warning line above the
+table of predictions. A folder stands for the ``.wav`` files directly inside it, in name order.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Predictor:
     device: torch.device
     amp_dtype: torch.dtype | None
     n_frames: int
+    norm: str = "global"   # --norm the model was trained with (lancet.training.normalize)
 
 
 def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str = "off") -> Predictor:
@@ -63,7 +64,8 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str
                      mean=torch.as_tensor(np.asarray(ckpt["norm_mean"], np.float32).reshape(-1, 1), device=dev),
                      std=torch.as_tensor(np.asarray(ckpt["norm_std"], np.float32).reshape(-1, 1), device=dev),
                      feature_record=dict(ckpt["feature_params"]), pooling=ckpt.get("pooling", "mean"),
-                     device=dev, amp_dtype=resolve_amp(amp, dev), n_frames=int(ckpt["n_frames"]))
+                     device=dev, amp_dtype=resolve_amp(amp, dev), n_frames=int(ckpt["n_frames"]),
+                     norm=str(ckpt.get("norm", "global")))
 
 
 def rms_dbfs(audio: np.ndarray) -> float:
@@ -133,7 +135,12 @@ def predict_file(predictor: Predictor, path: str | os.PathLike, pooling: str | N
     feats, lengths = utterance_features(path, predictor.feature_record, notes)
     if feats.shape[-1] != predictor.n_frames:
         raise LancetError(f"{path}: features have {feats.shape[-1]} frames, the model expects {predictor.n_frames}")
-    x = to_model_input(torch.from_numpy(feats).to(predictor.device), predictor.mean, predictor.std)
+    if predictor.norm == "global":
+        x = to_model_input(torch.from_numpy(feats).to(predictor.device), predictor.mean, predictor.std)
+    else:  # --norm utterance|segment: the file's own statistics, as in training
+        from .normalize import normalise_utterance
+
+        x = normalise_utterance(feats, lengths, predictor.norm, predictor.mean, predictor.std, predictor.device)
     with autocast_context(predictor.device, predictor.amp_dtype):
         logits = predictor.model(x, lengths=torch.from_numpy(lengths).to(predictor.device))
     probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
@@ -153,10 +160,10 @@ def predict_files(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLi
 
 
 def format_predictions(results: list[dict], class_names: Sequence[str]) -> str:
+    """The predictions as a table (one row per file), after one ``warning:`` line per doubtful clip."""
     head = ["file", "prediction", "segments"] + list(class_names)
     rows = [[Path(r["path"]).name, r["label"], str(r["n_segments"])] + [f"{s:.3f}" for s in r["scores"]]
             for r in results]
     widths = [max(len(row[i]) for row in [head] + rows) for i in range(len(head))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in [head] + rows]
-    lines += [f"warning: {r['path']}: {note}" for r in results for note in r.get("warnings", [])]
-    return "\n".join(lines)
+    notes = [f"warning: {r['path']}: {note}" for r in results for note in r.get("warnings", [])]
+    return "\n".join(notes + ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in [head] + rows])
