@@ -522,35 +522,17 @@ def _raise_interrupt(signum, frame):
 
 
 def _run_all(pending: list[Task], state: dict, workers: int, progress: bool):
-    """Yield each task's records, in one process or a pool, with a progress bar."""
-    from tqdm import tqdm
+    """Yield each task's records, as they finish, in one process or a pool (lancet.workers), with a progress bar."""
+    from lancet.workers import imap
 
-    bar = tqdm(total=len(pending), unit="task", desc="augment", disable=not progress or not pending,
-               file=sys.stderr, dynamic_ncols=True)
-    try:
-        if workers <= 1:
-            _init_worker_inline(state)
-            for t in pending:
-                yield run_task(t)
-                bar.update()
-            return
-        import multiprocessing as mp
-
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(state,))
-        try:
-            chunk = max(1, min(8, len(pending) // (workers * 8) or 1))
-            for records in pool.imap_unordered(run_task, pending, chunksize=chunk):
-                yield records
-                bar.update()
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-    finally:
-        bar.close()
+    if workers <= 1:
+        _init_worker_inline(state)
+    utts = state["utterances"]
+    yield from imap(run_task, pending, workers=workers, initializer=_init_worker if workers > 1 else None,
+                    initargs=(state,), ordered=False, chunksize=max(1, min(8, len(pending) // (workers * 8) or 1)),
+                    progress=progress and bool(pending), desc="augment", unit="task",
+                    describe=lambda t: f"{utts[t.index].id} [{t.kind} {t.name}]",
+                    preload=("numpy", "soundfile", "lancet.noise.augment"))
 
 
 def _init_worker_inline(state: dict) -> None:

@@ -169,8 +169,11 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
                 n_classes: int, settings: TrainSettings, device: torch.device, amp_dtype: torch.dtype | None,
                 ckpt_dir: Path, seed: int, best_payload: dict[str, Any], desc: str = "", norm=None, specaugment=None,
                 epoch_table: Callable[[int], SegmentTable] | None = None,
-                on_epoch_end: Callable[[int], None] | None = None) -> TrainResult:
+                on_epoch_end: Callable[[int], None] | None = None, ddp=None) -> TrainResult:
     """Train ``model`` (already seeded and built) on ``train``, select on ``val``; resume from ``last.pt``.
+
+    ``ddp`` (a :class:`~lancet.training.distributed.DistContext` under torchrun with ``--ddp``): every
+    rank trains this model together, each on its shard of every batch; only rank 0 writes checkpoints.
 
     ``best_payload`` is stored with the best weights (model name and options, class names, feature
     parameters, ...); the normalisation statistics are added here. ``on_epoch_end(epoch)`` is called
@@ -207,6 +210,14 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
     train_norm = norm.bind(train) if norm is not None else None
     val_norm = norm.bind(val) if norm is not None else None
     table_epoch = 0  # ``train`` is epoch 0's table; online training swaps in a fresh one every epoch
+    # --- --ddp hook (lancet.training.distributed): wrap the model, shard each batch, rank 0 writes
+    step_model, writes = model, True
+    if ddp is not None and ddp.enabled:
+        from . import distributed
+
+        step_model, writes = distributed.wrap_ddp(model, ddp, device), ddp.is_main
+    sharded = step_model is not model
+    # --- end of the --ddp hook
     t0 = time.perf_counter()
     pin = device.type == "cuda"
     epoch = start
@@ -216,13 +227,16 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
         if epoch_table is not None and epoch != table_epoch:  # --train-on online: new noise, SNRs, rooms
             train, table_epoch = epoch_table(epoch), epoch
             train_norm = norm.bind(train) if norm is not None else None
-        batches = batch_indices(len(train), settings.batch_size, True, rng, min_last=2)
+        batches = batch_indices(len(train), settings.batch_size, True, rng, min_last=2 * (ddp.world_size if sharded else 1))
+        if sharded:  # --ddp: this rank's shard of each global batch (the recipe's batch size stays global)
+            batches, global_sizes = distributed.ddp_batches(batches, ddp)
         total_loss, seen = torch.zeros((), device=device), 0
         bar = tqdm(total=len(batches), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}", unit="batch",
                    disable=not settings.progress, leave=True, dynamic_ncols=True)
         for step, batch in enumerate(iter_batches(train, batches, workers=settings.workers, pin=pin), 1):
-            loss = train_step(model, optimizer, scaler, batch, mean_t, std_t, n_classes, settings.mixup_alpha, rng,
-                              device, amp_dtype, weight, norm=train_norm,
+            step_rng = distributed.ShardRng(rng, ddp, global_sizes[step - 1]) if sharded else rng  # --ddp
+            loss = train_step(step_model, optimizer, scaler, batch, mean_t, std_t, n_classes, settings.mixup_alpha,
+                              step_rng, device, amp_dtype, weight, norm=train_norm,
                               augment=None if specaugment is None else _step_augment(specaugment, seed, epoch, step))
             total_loss += loss * len(batch.index)  # summed on the device: no sync per step
             seen += len(batch.index)
@@ -235,6 +249,8 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
         score = selection_score(val_metrics)
         record = {"epoch": epoch + 1, "loss": float(total_loss) / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
                   "val_wa": val_metrics["wa"], "val_ua": val_metrics["ua"], "val_score": score}
+        if sharded:  # --ddp: what all ranks trained together this epoch
+            record.update(steps=len(batches), global_segments=int(distributed.all_reduce_sum(seen, ddp)))
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}", val_wa=f"{val_metrics['wa']:.3f}", val_ua=f"{val_metrics['ua']:.3f}")
         bar.close()
@@ -243,15 +259,17 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
             payload = dict(best_payload)
             payload.update(model_state=model.state_dict(), epoch=epoch + 1, val=val_metrics,
                            norm_mean=np.asarray(mean, np.float32), norm_std=np.asarray(std, np.float32))
-            save_checkpoint(ckpt_dir / BEST, payload)
+            if writes:
+                save_checkpoint(ckpt_dir / BEST, payload)
         else:
             stale += 1
         finished = epoch + 1 >= settings.epochs or (settings.patience is not None and stale >= settings.patience)
-        save_checkpoint(last_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "rng": _rng_state(rng), "epoch": epoch + 1, "best_score": best_score,
-            "best_epoch": best_epoch, "best_val": best_val, "history": history, "stale": stale, "finished": finished,
-        })
+        if writes:
+            save_checkpoint(last_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": _rng_state(rng), "epoch": epoch + 1, "best_score": best_score,
+                "best_epoch": best_epoch, "best_val": best_val, "history": history, "stale": stale, "finished": finished,
+            })
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
         if finished:

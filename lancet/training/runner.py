@@ -312,7 +312,9 @@ class Trainer:
         del x_norm
         mean = np.asarray(mean, np.float32).reshape(-1)
         std = np.asarray(std, np.float32).reshape(-1)
-        self._save_norm_stats(unit, mean, std)
+        together = cfg.ddp and self.dist.enabled  # --ddp: all ranks train this unit; rank 0 writes
+        if self.dist.is_main or not together:
+            self._save_norm_stats(unit, mean, std)
         options = dict(cfg.model_options.get(unit.model, {}))
         model = build_model(unit.model, len(self.class_names), self.n_freq, self.n_frames, **options)
         payload = {
@@ -333,10 +335,18 @@ class Trainer:
         result = train_model(model, train, val, mean, std, len(self.class_names), self.settings(), self.device,
                              self.amp_dtype, ckpt_dir, unit.seed, payload, desc=desc,
                              norm=make_normaliser(cfg, mean, std, self.device), specaugment=make_specaugment(cfg),
-                             epoch_table=online.epoch_table if online else None, on_epoch_end=hook)
+                             epoch_table=online.epoch_table if online else None, on_epoch_end=hook,
+                             ddp=self.dist if together else None)
         if result.resumed_from:
             self.log(f"[{desc}] resumed after epoch {result.resumed_from}")
         del train, val
+        if together:
+            last = result.history[-1] if result.history else {}
+            if "global_segments" in last:
+                self.log(f"[{desc}] data-parallel on {self.dist.world_size} ranks: {last['steps']} steps per epoch, "
+                         f"{last['global_segments']} segments per epoch, global batch {cfg.batch_size}")
+            if not self.dist.is_main:
+                return []  # rank 0 evaluates and writes the unit's metrics
         best = load_checkpoint(ckpt_dir / BEST, map_location=self.device)
         model.load_state_dict(best["model_state"])
         mean_t = torch.as_tensor(mean.reshape(-1, 1), device=self.device)
