@@ -50,7 +50,9 @@ def model_option_defaults(name: str) -> dict[str, Any]:
 def parse_option_value(text: str) -> Any:
     """A command-line option value as int, float, bool, None, a tuple (comma-separated) or str.
 
-    Example: ``parse_option_value("3,5,10")`` is ``(3, 5, 10)``; ``parse_option_value("same")`` is ``'same'``.
+    Example:
+        >>> parse_option_value("3,5,10"), parse_option_value("same"), parse_option_value("false")
+        ((3, 5, 10), 'same', False)
     """
     text = text.strip()
     if "," in text:
@@ -99,8 +101,9 @@ def parse_model_options(items: Sequence[str], models: Sequence[str] | None = Non
     option. Unknown models or options, and values of the wrong type, are a one-line
     :class:`LancetError` that lists the valid ones.
 
-    Example: ``parse_model_options(["attention_padding=same", "GLAM.ff_mult=2"], ["LANCET", "GLAM"])``
-    is ``{"LANCET": {"attention_padding": "same"}, "GLAM": {"ff_mult": 2}}``.
+    Example:
+        >>> parse_model_options(["attention_padding=same", "GLAM.ff_mult=2"], ["LANCET", "GLAM"])
+        {'LANCET': {'attention_padding': 'same'}, 'GLAM': {'ff_mult': 2}}
     """
     models = list(MODELS) if models is None else list(models)
     out: dict[str, dict[str, Any]] = {}

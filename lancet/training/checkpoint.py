@@ -100,7 +100,9 @@ def _to_plain(obj: Any, path: tuple, arrays: list) -> tuple[Any, bool]:
 def to_plain(obj: dict) -> dict:
     """A copy of ``obj`` that holds only tensors and plain values (numpy arrays listed under ``__numpy__``).
 
-    Example: ``to_plain({"m": np.zeros(2, np.float32)})["m"]`` is ``tensor([0., 0.])``.
+    Example:
+        >>> to_plain({"m": np.zeros(2, np.float32)})
+        {'m': tensor([0., 0.]), '__numpy__': [[['m'], 'float32']]}
     """
     if not isinstance(obj, dict):
         raise TypeError(f"a checkpoint is a dict, got {type(obj).__name__}")

@@ -71,10 +71,12 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str
 def rms_dbfs(audio: np.ndarray) -> float:
     """RMS level of float audio in [-1, 1] in dBFS (20 log10 RMS); ``-inf`` for digital silence.
 
-    Example: ``round(rms_dbfs(np.full(100, 0.1)))`` is ``-20``.
+    Example:
+        >>> round(rms_dbfs(np.full(100, 0.1)), 6)
+        -20.0
     """
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
-    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+    return float(20.0 * np.log10(rms)) if rms > 0 else float("-inf")
 
 
 def audio_warnings(audio: np.ndarray, sample_rate: int) -> list[str]:
