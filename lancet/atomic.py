@@ -85,7 +85,14 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
-    return True
+    try:  # a killed process not yet reaped by its parent (a zombie) still answers signal 0 but is gone
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except FileNotFoundError:  # gone meanwhile, or no /proc at all (not Linux)
+        return not os.path.isdir("/proc/self")
+    except (OSError, IndexError):
+        return True
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, recursive: bool = True) -> int:

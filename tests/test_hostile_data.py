@@ -422,3 +422,18 @@ def test_a_full_disk_mid_write_names_the_file(tmp_path):
         save(tmp_path / "m.csv", [{"a": Full()}], ["a"])
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "m.csv")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_killed_but_unreaped_worker_counts_as_gone(tmp_path):
+    from lancet.atomic import pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert pid_alive(child.pid)
+    child.kill()
+    deadline = time.time() + 10
+    while pid_alive(child.pid) and time.time() < deadline:  # a zombie until waited for
+        time.sleep(0.05)
+    assert not pid_alive(child.pid)
+    (tmp_path / f".a.tmp{child.pid}.wav").write_bytes(b"")
+    assert remove_stale_temporaries(tmp_path) == 1
+    child.wait()
