@@ -447,3 +447,21 @@ def test_online_training_end_to_end_on_the_demo_corpus(tmp_path):
     assert split["train"] and split["test"]
     assert "training-pool files" in log and "fold training speakers only" in log
     assert (run_dir / "checkpoints" / "TCNet" / "train-online" / "seed987654" / "fold1" / "best.pt").is_file()
+    # prediction from a wav applies the checkpoint's --norm exactly as evaluation on the stored features did
+    import csv
+
+    from lancet.features import open_features
+    from lancet.training.data import StoreView, build_table
+    from lancet.training.evaluate import predict_segments
+    from lancet.training.normalize import Normaliser
+    from lancet.training.predict import load_predictor, predict_file
+
+    pred = load_predictor(run_dir / "checkpoints" / "TCNet" / "train-online" / "seed987654" / "fold1" / "best.pt", "cpu")
+    assert pred.norm == "utterance"
+    rows = [r for r in csv.DictReader(open(tmp_path / "standard" / "manifest.csv"))
+            if r["condition"] == "clean" and r["session"] == "1" and r["class"] in pred.class_names]
+    table = build_table(StoreView(open_features(tmp_path / "features" / "mfcc")), ["clean"], {rows[0]["id"]},
+                        {c: i for i, c in enumerate(pred.class_names)})
+    norm = Normaliser("utterance", pred.mean.cpu().numpy(), pred.std.cpu().numpy()).bind(table)
+    probs = predict_segments(pred.model, table, pred.mean, pred.std, torch.device("cpu"), norm=norm)
+    assert np.allclose(predict_file(pred, rows[0]["path"])["scores"], probs.mean(axis=0), atol=1e-4)

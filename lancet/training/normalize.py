@@ -186,3 +186,19 @@ def _chunked_stats(src: np.ndarray, rows: np.ndarray, lengths: np.ndarray, codes
                 return src[rows[sl]]
         return utterance_stats(_Rows(), lengths, codes, n_utts, chunk=chunk)
     return utterance_stats(src, lengths, codes, n_utts, chunk=chunk)
+
+
+def normalise_utterance(feats: np.ndarray, lengths: np.ndarray, mode: str, mean: np.ndarray | torch.Tensor,
+                        std: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """All segments (n, F, T) of *one* utterance -> model input (n, 1, F, T), as :class:`Normaliser` does for
+    a table (used by prediction, where a file is one utterance)."""
+    mean = mean.detach().cpu().numpy() if isinstance(mean, torch.Tensor) else mean
+    std = std.detach().cpu().numpy() if isinstance(std, torch.Tensor) else std
+    norm = Normaliser(mode, mean, std, device)
+    n = len(feats)
+    if mode == "utterance":
+        m, s = utterance_stats(feats, lengths, np.zeros(n, np.int64), 1)
+        norm.seg_mean = torch.as_tensor(np.repeat(m, n, axis=0), device=norm.device)
+        norm.seg_std = torch.as_tensor(np.repeat(s, n, axis=0), device=norm.device)
+    return norm(torch.as_tensor(np.asarray(feats), device=norm.device),
+                torch.as_tensor(np.asarray(lengths), device=norm.device), np.arange(n))
