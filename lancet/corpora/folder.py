@@ -29,14 +29,14 @@ def utterance_id(path: Path, root: Path) -> str:
     """A file-name-safe id from the path relative to ``root`` (the file name alone when outside it).
 
     Example:
-        >>> utterance_id(Path("/data/spk1/take 2.wav"), Path("/data"))
-        'spk1_take_2'
+        >>> utterance_id(Path("/data/spk1/take 2.wav"), Path("/data")), utterance_id(Path("/data/.x.wav"), Path("/data"))
+        ('spk1_take_2', 'x')
     """
     try:
         rel = path.relative_to(root)
     except ValueError:
         rel = Path(path.name)
-    return _UNSAFE.sub("_", "_".join(rel.with_suffix("").parts)).strip("_") or "utt"
+    return _UNSAFE.sub("_", "_".join(rel.with_suffix("").parts)).strip("_.") or "utt"  # no leading dot: hidden
 
 
 def label_class(label: str, classes: str) -> str | None:
