@@ -308,7 +308,8 @@ def count_table(utterances: list[Utterance], column: str = "S") -> str:
     per_session = [sum(counts[(c, s)] for c in classes) for s in sessions]
     lines.append(f"{'total':<9}" + "".join(f"{n:>7}" for n in per_session) + f"{sum(per_session):>8}")
     genders = Counter(u.gender for u in utterances)
-    lines.append(f"gender: F {genders['F']}, M {genders['M']}; "
+    unknown = "".join(f", {g or '?'} {n}" for g, n in sorted(genders.items()) if g not in ("F", "M"))  # e.g. U
+    lines.append(f"gender: F {genders['F']}, M {genders['M']}{unknown}; "
                  f"improvised {sum(u.improvised for u in utterances)}, "
                  f"scripted {sum(not u.improvised for u in utterances)}")
     return "\n".join(lines)

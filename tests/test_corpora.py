@@ -191,6 +191,11 @@ def test_cremad_exact_counts_class_maps_and_gender(cremad, tmp_path):
                                               "NEU": 1087}
     assert scan.skipped == {"odd name": 5} and scan.converted == 0
     assert {u.gender for u in utts} == {"U"}  # no VideoDemographics.csv
+    from lancet.corpus import count_table
+
+    table = count_table(utts, "G").splitlines()
+    assert table[0].split() == ["class", "G0", "total"] and table[-1].startswith("gender: F 0, M 0, U 7442;")
+    assert [line.split()[0] for line in table[1:-2]] == ["neutral", "happy", "sad", "angry", "fear", "disgust"]
     four = scan_cremad(cremad, converted_dir=tmp_path)
     assert len(four.utterances) == 4900
     assert Counter(u.cls for u in four.utterances) == {"angry": 1271, "happy": 1271, "sad": 1271, "neutral": 1087}
