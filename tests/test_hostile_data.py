@@ -178,7 +178,8 @@ def test_json_configs_never_hold_nan(tmp_path):
 
 # ------------------------------------------------------------------------------------------ 3 checksums
 @pytest.fixture()
-def store(tmp_path):
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # verified-file markers of this test only
     manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses01M"), per_speaker=2, seconds=2.5)
     standardise(manifest, None, tmp_path / "std", log=quiet)
     out = tmp_path / "feat" / "mfcc"
@@ -203,6 +204,25 @@ def test_changed_feature_array_is_caught_at_open_and_by_extraction(store):
     assert np.isfinite(open_features(store).segments("clean")).all()
 
 
+def test_a_verified_file_is_hashed_once_until_it_changes(store, monkeypatch):
+    import lancet.features.store as store_mod
+
+    record = json.loads((store / PARAMS_FILE).read_text())
+    open_features(store).segments("clean")  # verified (hashed) once
+    store_mod._VERIFIED.clear()  # as in a new process: only the marker under XDG_CACHE_HOME remains
+    assert list((store.parents[1] / "cache" / "lancet" / "verified").rglob("*"))
+
+    def no_hashing(path):
+        raise AssertionError(f"hashed {path} again")
+
+    monkeypatch.setattr(store_mod, "file_checksum", no_hashing)
+    assert verify_condition(store, record, "clean") == record["conditions"]["clean"]["checksum"]
+    npy = store / "clean.npy"
+    npy.write_bytes(npy.read_bytes())  # same bytes, but written: its ctime changed, so it is checked again
+    with pytest.raises(AssertionError, match="hashed"):
+        verify_condition(store, record, "clean")
+
+
 def test_truncated_feature_array_names_the_file(store):
     npy = store / "clean.npy"
     npy.write_bytes(npy.read_bytes()[: npy.stat().st_size // 2])
@@ -213,7 +233,7 @@ def test_truncated_feature_array_names_the_file(store):
 def test_store_without_checksums_is_unverified_then_recorded_once(store, capsys):
     record = json.loads((store / PARAMS_FILE).read_text())
     recorded = record["conditions"]["clean"].pop("checksum")
-    assert recorded.startswith("blake2b:")
+    assert recorded.startswith("sha256:")
     save_json(store / PARAMS_FILE, record)
     assert verify_condition(store, record, "clean") is None
     assert "no checksum recorded" in capsys.readouterr().err
