@@ -77,9 +77,12 @@ def _corpus_row(utt: Utterance, condition: str, noise_type: str, snr_db: str, pa
 
 
 def _augmented_source(aug_dir: Path, row: dict, utt: Utterance, root: Path) -> Path:
-    """The augmented wav of ``row``: its recorded path, else the same file under ``aug_dir`` (tree moved)."""
+    """The augmented wav of ``row``: its recorded path, else the same file under ``aug_dir`` (tree moved).
+
+    A recorded path outside ``aug_dir`` (a hand-edited row naming, say, a private file) is not followed.
+    """
     recorded = Path(row["path"])
-    if recorded.is_file():
+    if recorded.is_file() and _is_within(recorded, aug_dir):
         return recorded
     if row["noise_type"] == REVERB:
         level = row["condition"][len(REVERB) + 1:]

@@ -457,3 +457,17 @@ def test_a_killed_but_unreaped_worker_counts_as_gone(tmp_path):
     (tmp_path / f".a.tmp{child.pid}.wav").write_bytes(b"")
     assert remove_stale_temporaries(tmp_path) == 1
     child.wait()
+
+
+def test_augmented_row_naming_a_file_outside_is_not_followed(hostile):
+    root = hostile["root"]
+    cfg = AugmentConfig(out=root / "aug", snrs=[0], noise_types=["white"], reverb=False, shared_noise_dir=None,
+                        workers=1, progress=False)
+    augment(read_manifest(hostile["manifest"]), cfg, log=quiet)
+    rows = read_csv(root / "aug" / "augmented_manifest.csv")
+    honest = rows[0]["path"]
+    rows[0]["path"] = str(hostile["victim"])  # would copy a private file into the standard tree
+    save_csv(root / "aug" / "augmented_manifest.csv", rows, list(rows[0]))
+    standardise(hostile["manifest"], root / "aug", root / "std", mode="copy", log=quiet)
+    placed = root / "std" / "white_0dB" / f"{rows[0]['id']}__white_0dB.wav"
+    assert placed.read_bytes() == Path(honest).read_bytes() != hostile["victim"].read_bytes()
