@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from lancet.errors import LancetError, run_cli
+from lancet.errors import HelpFormatter, LancetError, run_cli
 
 # ------------------------------------------------------------------ paths (each is also a flag)
 # Every other setting -- the recipe (epochs, batch size, learning rate, mixup, seeds...), the device,
@@ -30,7 +30,7 @@ PATHS = {"features_dir": FEATURES_DIR, "results_dir": RESULTS_DIR}
 def build_parser() -> argparse.ArgumentParser:
     from lancet.training.config import build_parser as config_parser
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     config_parser(PATHS, p)
     g = p.add_argument_group("prediction instead of training")
     g.add_argument("--predict", nargs="+", metavar="WAV", help="label these wav files with --checkpoint")
