@@ -5,6 +5,7 @@ Output (docs/PIPELINE.md, step 2)::
     <out>/<noise>/<snr>/SessionN/sentences/wav/<dialog>/<id>.wav
     <out>/reverberation/<room>/SessionN/sentences/wav/<dialog>/<id>.wav
     <out>/<condition dir>/SessionN/dialog/EmoEvaluation/*.txt      label files, copied
+    <out>/<noise>/<snr>/<relative path>.wav                       any other corpus (EmoDB: wav/03a01Fa.wav)
     <out>/augmented_manifest.csv                                  one row per written file
     <out>/augment_config.json                                     what produced the tree
 
@@ -38,6 +39,7 @@ import soundfile as sf
 from lancet.atomic import atomic_path, read_csv, remove_stale_temporaries, save_csv, save_json
 from lancet.audio import SAMPLE_RATE, AudioError, load_audio, write_wav
 from lancet.conditions import REVERB, condition_name, snr_name
+from lancet.corpora.layout import corpus_root, relative_audio_path, release_layout
 from lancet.corpus import Utterance
 from lancet.errors import LancetError
 from lancet.locking import output_lock
@@ -149,16 +151,21 @@ def _init_worker(state: dict) -> None:
     _STATE["speech_cache"] = _LRU(64 << 20)
 
 
-def output_path(out: Path, utt: Utterance, kind: str, level: str) -> Path:
-    """Where the augmented copy of ``utt`` goes (release layout under the condition folder).
+def output_path(out: Path, utt: Utterance, kind: str, level: str, root: Path | None = None) -> Path:
+    """Where the augmented copy of ``utt`` goes: IEMOCAP's release layout under the condition folder, or for any
+    other corpus the audio's path relative to ``root``, the folder of the manifest's audio
+    (:mod:`lancet.corpora.layout`).
 
     Ids come from a manifest anyone can edit: a name that is not one plain file name, or a path that would
     leave ``out``, is a LancetError (the issue's ``Ses01F_x/../../victim`` once overwrote a file outside).
     """
     safe_component(utt.id, "utterance id")
     safe_component(level, "condition level")
-    path = out / kind / level / f"Session{int(utt.session)}" / "sentences" / "wav" / utt.dialog / f"{utt.id}.wav"
-    return inside(out, path)
+    if root is None or release_layout(utt.path):
+        rel = Path(f"Session{int(utt.session)}", "sentences", "wav", utt.dialog, f"{utt.id}.wav")
+    else:
+        rel = relative_audio_path(utt.path, root)
+    return inside(out, out / kind / level / rel)
 
 
 def _read_written(path: Path) -> np.ndarray:
@@ -208,7 +215,7 @@ def run_task(task: Task) -> list[dict]:
     subtype: str = _STATE["subtype"]
     rng = task_rng(_STATE["seed"], utt.id, f"{task.kind}:{task.name}")
     levels = [snr_name(s) for s in _STATE["snrs"]] if task.kind != REVERB else [task.name]
-    paths = [output_path(out, utt, task.kind, lv) for lv in levels]
+    paths = [output_path(out, utt, task.kind, lv, _STATE["corpus_root"]) for lv in levels]
 
     def skip(reason: str, message: str) -> list[dict]:
         return [{"skip": reason, "message": f"{utt.id} [{condition_name(task.kind, lv)}]: {message}"} for lv in levels]
@@ -424,15 +431,16 @@ def _augment_locked(utterances: Sequence[Utterance], config: AugmentConfig, log=
 
     tasks: list[Task] = []
     expected: dict[Task, list[Path]] = {}
+    root = corpus_root(u.path for u in utterances)  # output trees keyed by the path relative to it
     for i, u in enumerate(utterances):
         for nt in config.noise_types:
             t = Task(i, nt, nt)
             tasks.append(t)
-            expected[t] = [output_path(out, u, nt, snr_name(s)) for s in snrs]
+            expected[t] = [output_path(out, u, nt, snr_name(s), root) for s in snrs]
         for name in rooms:
             t = Task(i, REVERB, name)
             tasks.append(t)
-            expected[t] = [output_path(out, u, REVERB, name)]
+            expected[t] = [output_path(out, u, REVERB, name, root)]
     known = _load_previous(out)
     pending = [t for t in tasks if not all(str(p) in known for p in expected[t])]
     summary = AugmentSummary(existing=sum(len(expected[t]) for t in tasks) - sum(len(expected[t]) for t in pending))
@@ -440,6 +448,7 @@ def _augment_locked(utterances: Sequence[Utterance], config: AugmentConfig, log=
         log(f"resuming: {summary.existing} file(s) already done, {len(pending)} task(s) to run")
 
     state = {"utterances": list(utterances), "out": out, "subtype": config.subtype, "seed": config.seed,
+             "corpus_root": root,
              "snrs": snrs, "sources": sources, "rooms": rooms, "by_speaker": by_speaker,
              "babble_pool": config.babble_pool, "group_of": {u.speaker: str(u.session) for u in utterances},
              "babble_speakers": config.babble_speakers, "crossfade_s": config.crossfade_s}
@@ -492,7 +501,8 @@ def _augment_locked(utterances: Sequence[Utterance], config: AugmentConfig, log=
 
     iemocap_dir = Path(config.iemocap_dir) if config.iemocap_dir else find_iemocap_dir(utterances)
     if iemocap_dir is None:
-        log("note: label files not copied (give --iemocap-dir, the original release folder)")
+        if release_layout(utterances[0].path):  # other corpora carry their labels in the manifest only
+            log("note: label files not copied (give --iemocap-dir, the original release folder)")
     else:
         cond_dirs = [out / nt / snr_name(s) for nt in config.noise_types for s in snrs] + \
                     [out / REVERB / name for name in rooms]

@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -37,10 +37,14 @@ from lancet.noise.split import TEST as TEST_POOL, TRAIN as TRAIN_POOL
 from .splits import Fold, filter_utterances, make_folds, utterances_from_index
 
 
-def class_names() -> tuple[str, ...]:
+def class_names(classes: str = "4class", found: Sequence[str] = ()) -> tuple[str, ...]:
+    """The run's classes: the shared four (IEMOCAP's maps, and ``4class`` on any corpus), or with ``--classes
+    all`` every class the features hold (``found``: params.json's class list, else the index's), in the shared
+    order of :mod:`lancet.corpora.classes`."""
+    from lancet.corpora.classes import ordered_classes
     from lancet.corpus import CLASSES
 
-    return tuple(CLASSES)
+    return ordered_classes(found) if classes == "all" else tuple(CLASSES)
 
 
 def open_store(features_dir: str | Path, kind: str):
@@ -208,17 +212,21 @@ class Trainer:
         if cfg.train_on in ("clean", "online") and CLEAN not in self.conditions:
             raise LancetError(f"{self.where}: --train-on clean but the store has no 'clean' condition "
                               f"(it has {', '.join(self.conditions)})")
-        self.class_names = class_names()
-        self.class_to_label = {c: i for i, c in enumerate(self.class_names)}
         rows = [row for cond in self.conditions for row in self.view.index(cond).utterance_rows()]
         if not rows:
             raise LancetError(f"{self.where}: the feature store has no segments")
+        self.class_names = class_names(cfg.classes, self.store.params.get("class_names") or [r["class"] for r in rows])
+        self.class_to_label = {c: i for i, c in enumerate(self.class_names)}
         utterances = utterances_from_index(rows)
         params = dict(self.store.params) if self.store.params else {}
         self.utterances = filter_utterances(utterances, cfg.classes, cfg.improvised_only, self.class_names,
                                             params.get("classes"), self.where)
         self.folds = make_folds(self.utterances, cfg.protocol, cfg.folds)
         self.split_warnings = missing_class_warnings(self.folds, self.utterances, self.class_names)
+        if cfg.test_features_dir:  # check the cross-corpus store now, not after hours of training
+            from .cross_corpus import open_test_store
+
+            open_test_store(self)
         self.units = plan_units(cfg, self.folds, self.conditions)
         from .robust import NoisePools  # issue 12: training/test pools of the noise recordings
 
@@ -440,6 +448,10 @@ class Trainer:
                                       f"rerun the same command to finish them")
                 paths = write_summary(self.run_dir, records, rows, self.class_names, speaker_independent)
                 self.log(table)
+                if cfg.test_features_dir:  # train on one corpus, test on another: its own table
+                    from .cross_corpus import evaluate_cross_corpus
+
+                    paths.update(evaluate_cross_corpus(self))
                 self.log(f"results in {self.run_dir} ({time.perf_counter() - t0:.1f} s)")
         return {"run_dir": self.run_dir, "records": records, "summary": rows, "table": table, "paths": paths}
 

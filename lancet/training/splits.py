@@ -194,8 +194,8 @@ def filter_utterances(utterances: Sequence[Utterance], classes: str, improvised_
             raise LancetError(
                 f"{where}: --classes 4class-noexc needs the raw IEMOCAP label per segment (a 'label' column), "
                 f"which this store lacks; extract features from a 4class-noexc manifest instead")
-    elif classes not in ("4class", "improvised"):
-        raise LancetError(f"unknown --classes {classes!r} (choose 4class, 4class-noexc or improvised)")
+    elif classes not in ("4class", "improvised", "all"):
+        raise LancetError(f"unknown --classes {classes!r} (choose 4class, 4class-noexc, improvised or all)")
     if improvised_only or classes == "improvised":
         out = [u for u in out if u.improvised]
     if not out:
