@@ -80,6 +80,11 @@ def evaluate_table(model: torch.nn.Module, table: SegmentTable, mean: torch.Tens
                    amp_dtype: torch.dtype | None = None, workers: int = 0, norm=None) -> dict:
     """Utterance-level metrics (WA, UA, macro-F1, confusion) plus segment-level WA/UA for reference."""
     probs = predict_segments(model, table, mean, std, device, batch_size, amp_dtype, workers, norm)
+    return metrics_from_probs(table, probs, n_classes, pooling)
+
+
+def metrics_from_probs(table: SegmentTable, probs: np.ndarray, n_classes: int, pooling: str = "mean") -> dict:
+    """:func:`evaluate_table`'s metrics from segment probabilities (n_segments, K) already computed."""
     n_utts = len(table.utt_keys)
     _, pred = pool_utterances(probs, table.utt, n_utts, pooling)
     metrics = classification_metrics(table.utterance_labels(), pred, n_classes)

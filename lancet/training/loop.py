@@ -8,7 +8,7 @@ it stopped.
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -20,38 +20,21 @@ import torch
 import torch.nn.functional as F
 
 from lancet.atomic import atomic_path
+from lancet.device import resolve_device  # noqa: F401  (re-exported: one device choice, lancet.device)
 from lancet.errors import LancetError
 
 from .checkpoint import load_checkpoint, save_checkpoint  # weights_only, no code runs on load
+from .config import TrainConfig
 from .data import Batch, SegmentTable, batch_indices, class_weights, iter_batches, mixup, one_hot
-from .evaluate import autocast_context, evaluate_table, to_model_input
+from .evaluate import autocast_context, evaluate_table, metrics_from_probs, to_model_input
 from .metrics import selection_score
+from .step import FastTrainer, draw_epoch, use_compile
 
 LAST = "last.pt"
 BEST = "best.pt"
 
 
 # ----------------------------------------------------------------------------- device, precision, seeds
-def resolve_device(name: str, threads: int = 0) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without it is a :class:`LancetError`.
-
-    On CPU, torch uses ``threads`` threads (0: every core)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise LancetError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    if name not in ("cpu", "cuda"):
-        raise LancetError(f"--device {name!r}: choose auto, cpu or cuda")
-    device = torch.device(name)
-    if device.type == "cpu":
-        torch.set_num_threads(threads if threads > 0 else max(1, os.cpu_count() or 1))
-    else:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return device
-
-
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype: ``auto`` = bf16 on CUDA when supported, else fp16; off on CPU."""
     if mode == "off":
@@ -97,21 +80,63 @@ def _set_rng_state(state: dict, rng: np.random.Generator) -> None:
 
 
 # ----------------------------------------------------------------------------- training
+_DEFAULTS = TrainConfig()  # the one set of defaults
+
+
 @dataclass
 class TrainSettings:
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-6
-    lr_decay: float = 0.95
-    lr_floor: float = 1e-6
-    mixup_alpha: float = 0.5
-    class_weighted: bool = False
-    pooling: str = "mean"
-    patience: int | None = None
-    workers: int = 0
-    eval_batch_size: int = 128
-    progress: bool = True
+    """The part of :class:`~lancet.training.config.TrainConfig` one training loop needs (same defaults)."""
+
+    epochs: int = _DEFAULTS.epochs
+    batch_size: int = _DEFAULTS.batch_size
+    lr: float = _DEFAULTS.lr
+    weight_decay: float = _DEFAULTS.weight_decay
+    lr_decay: float = _DEFAULTS.lr_decay
+    lr_floor: float = _DEFAULTS.lr_floor
+    mixup_alpha: float = _DEFAULTS.mixup_alpha
+    class_weighted: bool = _DEFAULTS.class_weighted
+    pooling: str = _DEFAULTS.pooling
+    patience: int | None = _DEFAULTS.patience
+    workers: int = _DEFAULTS.workers
+    eval_batch_size: int = _DEFAULTS.eval_batch_size
+    progress: bool = _DEFAULTS.progress
+    compile: str = _DEFAULTS.compile
+    device_budget_gb: float = _DEFAULTS.device_budget_gb
+    compile_backend: str | None = "inductor"  # torch.compile backend of --compile on (tests: aot_eager)
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> "TrainSettings":
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if hasattr(cfg, f.name)})
+
+
+@dataclass
+class ResumeState:
+    """Where training stands after an epoch: saved in ``last.pt`` beside the model, optimizer, scheduler,
+    grad-scaler and random-generator states, as plain values only (loads with ``weights_only``)."""
+
+    epoch: int = 0                  # epochs done
+    best_score: float = float("-inf")
+    best_epoch: int = -1
+    best_val: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    stale: int = 0                  # epochs since the best one (early stopping)
+    finished: bool = False
+
+    def save(self, path: Path, model, optimizer, scheduler, scaler, rng: np.random.Generator) -> None:
+        save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                               "rng": _rng_state(rng), **dataclasses.asdict(self)})
+
+    @classmethod
+    def load(cls, path: Path, model, optimizer, scheduler, scaler, rng: np.random.Generator) -> "ResumeState":
+        """Restore every state from ``path`` into the given objects; returns the loop's own state."""
+        state = load_checkpoint(path, map_location="cpu")  # RNG states must stay CPU tensors
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], rng)
+        return cls(**{f.name: state[f.name] for f in dataclasses.fields(cls) if f.name in state})
 
 
 @dataclass
@@ -125,12 +150,33 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def make_optimizer(model: torch.nn.Module, s: TrainSettings):
-    optimizer = torch.optim.RAdam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+def make_optimizer(model: torch.nn.Module, s: TrainSettings, tensor_lr: bool = False):
+    """RAdam with the recipe's settings, multi-tensor (``foreach``: a few kernels per step instead of a
+    few per parameter; RAdam has no fused version), and its exponential decay with a floor.
+
+    ``tensor_lr``: the learning rate as a tensor, so a compiled optimizer step reads its new value each
+    epoch instead of being compiled again for it."""
+    optimizer = torch.optim.RAdam(model.parameters(), lr=torch.tensor(s.lr) if tensor_lr else s.lr,
+                                  weight_decay=s.weight_decay, foreach=True)
     floor = s.lr_floor / s.lr if s.lr > 0 else 0.0
     decay = s.lr_decay
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda e: max(decay ** e, floor))
+    _set_lr_kind(optimizer, scheduler, tensor_lr)
     return optimizer, scheduler
+
+
+def _set_lr_kind(optimizer, scheduler, tensor_lr: bool) -> None:
+    """Keep the learning rate a tensor (compiled step) or a float (plain loop), also after loading a
+    state saved by the other kind; the scheduler's base rates stay floats."""
+    scheduler.base_lrs = [float(v) for v in scheduler.base_lrs]
+    for group in optimizer.param_groups:
+        lr = group["lr"]
+        if tensor_lr and not isinstance(lr, torch.Tensor):
+            group["lr"] = torch.tensor(float(lr))
+        elif not tensor_lr and isinstance(lr, torch.Tensor):
+            group["lr"] = float(lr)
+        if isinstance(group.get("initial_lr"), torch.Tensor):
+            group["initial_lr"] = float(group["initial_lr"])
 
 
 def train_step(model: torch.nn.Module, optimizer, scaler, batch: Batch, mean_t: torch.Tensor, std_t: torch.Tensor,
@@ -183,8 +229,14 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
-    optimizer, scheduler = make_optimizer(model, settings)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and amp_dtype == torch.float16))
+    # The fast path (lancet.training.step) covers the recipe; the extensions that draw per step or
+    # reshape batches (--norm utterance|segment, --specaugment, --train-on online, --ddp) and float16's
+    # grad scaler (a host sync per step) keep the plain loop below.
+    fast_ok = (use_compile(settings.compile, device) and norm is None and specaugment is None and epoch_table is None
+               and not scaler.is_enabled() and not (ddp is not None and ddp.enabled))
+    tensor_lr = fast_ok and settings.compile_backend is not None
+    optimizer, scheduler = make_optimizer(model, settings, tensor_lr=tensor_lr)
     rng = np.random.default_rng(seed)
     mean_t = torch.as_tensor(np.asarray(mean, np.float32).reshape(-1, 1), device=device)
     std_t = torch.as_tensor(np.asarray(std, np.float32).reshape(-1, 1), device=device)
@@ -192,20 +244,21 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
     if settings.class_weighted:
         weight = torch.as_tensor(class_weights(train.labels, n_classes), device=device)
 
-    start, best_score, best_epoch, best_val, history, stale = 0, -np.inf, -1, {}, [], 0
+    state = ResumeState()
     last_path = ckpt_dir / LAST
     if last_path.is_file():
-        state = load_checkpoint(last_path, map_location="cpu")  # RNG states must stay CPU tensors
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], rng)
-        start, best_score, best_epoch = state["epoch"], state["best_score"], state["best_epoch"]
-        best_val, history, stale = state["best_val"], state["history"], state["stale"]
-        if state.get("finished"):
-            return TrainResult(best_epoch, best_score, best_val, start, history, resumed_from=start)
-    resumed_from = start
+        state = ResumeState.load(last_path, model, optimizer, scheduler, scaler, rng)
+        _set_lr_kind(optimizer, scheduler, tensor_lr)
+        if state.finished:
+            return TrainResult(state.best_epoch, state.best_score, state.best_val, state.epoch, state.history,
+                               resumed_from=state.epoch)
+    resumed_from = start = state.epoch
+    history = state.history
+    fast = None
+    if fast_ok:
+        fast = FastTrainer(model, optimizer, train, val, mean_t, std_t, n_classes, weight, device, amp_dtype,
+                           settings.batch_size, settings.mixup_alpha, settings.eval_batch_size, settings.workers,
+                           settings.device_budget_gb, backend=settings.compile_backend)
     # --- noise robustness hooks (issue 12): --norm utterance|segment, --specaugment, --train-on online
     train_norm = norm.bind(train) if norm is not None else None
     val_norm = norm.bind(val) if norm is not None else None
@@ -227,52 +280,64 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
         if epoch_table is not None and epoch != table_epoch:  # --train-on online: new noise, SNRs, rooms
             train, table_epoch = epoch_table(epoch), epoch
             train_norm = norm.bind(train) if norm is not None else None
-        batches = batch_indices(len(train), settings.batch_size, True, rng, min_last=2 * (ddp.world_size if sharded else 1))
-        if sharded:  # --ddp: this rank's shard of each global batch (the recipe's batch size stays global)
-            batches, global_sizes = distributed.ddp_batches(batches, ddp)
-        total_loss, seen = torch.zeros((), device=device), 0
-        bar = tqdm(total=len(batches), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}", unit="batch",
-                   disable=not settings.progress, leave=True, dynamic_ncols=True)
-        for step, batch in enumerate(iter_batches(train, batches, workers=settings.workers, pin=pin), 1):
-            step_rng = distributed.ShardRng(rng, ddp, global_sizes[step - 1]) if sharded else rng  # --ddp
-            loss = train_step(step_model, optimizer, scaler, batch, mean_t, std_t, n_classes, settings.mixup_alpha,
-                              step_rng, device, amp_dtype, weight, norm=train_norm,
-                              augment=None if specaugment is None else _step_augment(specaugment, seed, epoch, step))
-            total_loss += loss * len(batch.index)  # summed on the device: no sync per step
-            seen += len(batch.index)
-            bar.update(1)
-            if settings.progress and step % 20 == 0:
-                bar.set_postfix(loss=f"{float(total_loss) / max(seen, 1):.4f}")
+        bar_desc = f"{desc} epoch {epoch + 1}/{settings.epochs}"
+        if fast is not None:  # the same epoch, drawn up front and run without per-step overhead
+            plan = draw_epoch(len(train), settings.batch_size, settings.mixup_alpha, rng)
+            bar = tqdm(total=len(plan.batches), desc=bar_desc, unit="batch", disable=not settings.progress,
+                       leave=True, dynamic_ncols=True)
+            total_loss, seen = fast.train_epoch(plan, on_step=lambda _: bar.update(1))
+        else:
+            # Batch order now; mixup draws lam and a permutation per batch from the same generator, so
+            # the whole epoch's randomness follows from ``rng`` alone (and resumes with it).
+            batches = batch_indices(len(train), settings.batch_size, True, rng,
+                                    min_last=2 * (ddp.world_size if sharded else 1))  # batch norm needs 2 rows
+            if sharded:  # --ddp: this rank's shard of each global batch (the recipe's batch size stays global)
+                batches, global_sizes = distributed.ddp_batches(batches, ddp)
+            total_loss, seen = torch.zeros((), device=device), 0
+            bar = tqdm(total=len(batches), desc=bar_desc, unit="batch", disable=not settings.progress, leave=True,
+                       dynamic_ncols=True)
+            for step, batch in enumerate(iter_batches(train, batches, workers=settings.workers, pin=pin), 1):
+                step_rng = distributed.ShardRng(rng, ddp, global_sizes[step - 1]) if sharded else rng  # --ddp
+                loss = train_step(step_model, optimizer, scaler, batch, mean_t, std_t, n_classes, settings.mixup_alpha,
+                                  step_rng, device, amp_dtype, weight, norm=train_norm,
+                                  augment=None if specaugment is None else _step_augment(specaugment, seed, epoch, step))
+                total_loss += loss * len(batch.index)  # summed on the device: reading it would sync every step
+                seen += len(batch.index)
+                bar.update(1)
+                if settings.progress and step % 20 == 0:
+                    bar.set_postfix(loss=f"{float(total_loss) / max(seen, 1):.4f}")  # a sync, every 20 steps only
         scheduler.step()
-        val_metrics = evaluate_table(model, val, mean_t, std_t, device, n_classes, settings.pooling,
-                                     settings.eval_batch_size, amp_dtype, settings.workers, norm=val_norm)
+        if fast is not None:
+            val_metrics = metrics_from_probs(val, fast.predict(), n_classes, settings.pooling)
+        else:
+            val_metrics = evaluate_table(model, val, mean_t, std_t, device, n_classes, settings.pooling,
+                                         settings.eval_batch_size, amp_dtype, settings.workers, norm=val_norm)
         score = selection_score(val_metrics)
-        record = {"epoch": epoch + 1, "loss": float(total_loss) / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
+        record = {"epoch": epoch + 1, "loss": float(total_loss) / max(seen, 1),  # the epoch's one sync
+                  "lr": float(optimizer.param_groups[0]["lr"]),
                   "val_wa": val_metrics["wa"], "val_ua": val_metrics["ua"], "val_score": score}
         if sharded:  # --ddp: what all ranks trained together this epoch
             record.update(steps=len(batches), global_segments=int(distributed.all_reduce_sum(seen, ddp)))
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}", val_wa=f"{val_metrics['wa']:.3f}", val_ua=f"{val_metrics['ua']:.3f}")
         bar.close()
-        if score > best_score:
-            best_score, best_epoch, best_val, stale = score, epoch + 1, val_metrics, 0
+        if score > state.best_score:
+            state.best_score, state.best_epoch, state.best_val, state.stale = score, epoch + 1, val_metrics, 0
             payload = dict(best_payload)
             payload.update(model_state=model.state_dict(), epoch=epoch + 1, val=val_metrics,
                            norm_mean=np.asarray(mean, np.float32), norm_std=np.asarray(std, np.float32))
             if writes:
                 save_checkpoint(ckpt_dir / BEST, payload)
         else:
-            stale += 1
-        finished = epoch + 1 >= settings.epochs or (settings.patience is not None and stale >= settings.patience)
+            state.stale += 1
+        state.epoch = epoch + 1
+        state.finished = finished = (epoch + 1 >= settings.epochs
+                                     or (settings.patience is not None and state.stale >= settings.patience))
         if writes:
-            save_checkpoint(last_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": _rng_state(rng), "epoch": epoch + 1, "best_score": best_score,
-                "best_epoch": best_epoch, "best_val": best_val, "history": history, "stale": stale, "finished": finished,
-            })
+            state.save(last_path, model, optimizer, scheduler, scaler, rng)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
         if finished:
             break
-    return TrainResult(best_epoch, best_score, best_val, len(history), history, resumed_from,
+    return TrainResult(state.best_epoch, state.best_score, state.best_val, len(history), history, resumed_from,
                        time.perf_counter() - t0)

@@ -258,11 +258,7 @@ class Trainer:
         return self.run_dir / "checkpoints" / unit.model / f"train-{unit.tag}" / f"seed{unit.seed}" / unit.fold.name
 
     def settings(self) -> TrainSettings:
-        c = self.cfg
-        return TrainSettings(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
-                             lr_decay=c.lr_decay, lr_floor=c.lr_floor, mixup_alpha=c.mixup_alpha,
-                             class_weighted=c.class_weighted, pooling=c.pooling, patience=c.patience,
-                             workers=c.workers, progress=c.progress)
+        return TrainSettings.from_config(self.cfg)
 
     def _table(self, conditions: list[str], ids, what: str, unit: Unit):
         table = build_table(self.view, conditions, ids, self.class_to_label, self.cfg.ram_budget_gb * 2**30)
@@ -368,7 +364,7 @@ class Trainer:
                 self.log(f"[{desc}] no test segments in {cond}; skipped")
                 continue
             m = evaluate_table(model, test, mean_t, std_t, self.device, len(self.class_names), cfg.pooling,
-                               128, self.amp_dtype, cfg.workers, norm=None if test_norm is None else test_norm.bind(test))
+                               cfg.eval_batch_size, self.amp_dtype, cfg.workers, norm=None if test_norm is None else test_norm.bind(test))
             noise, snr = parse_condition(cond)
             records.append({
                 "model": unit.model, "train_on": unit.train_on, "train_condition": "+".join(unit.train_conditions)

@@ -1,0 +1,131 @@
+"""The fast training path (lancet.training.step) computes the plain loop's recipe: same random numbers,
+same batches, same loss trajectory, compiled or not, with no recompilation after the first steps."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from lancet.models import build_model
+from lancet.training.data import SegmentTable, _make_batch, batch_indices, mixup
+from lancet.training.loop import TrainSettings, seed_everything, train_model
+from lancet.training.step import DeviceTable, draw_epoch, use_compile
+
+SLOW = pytest.mark.skipif(not os.environ.get("LANCET_SLOW_TESTS"),
+                          reason="aot_eager compilation takes about a minute per model on 2 cores; set LANCET_SLOW_TESTS=1")
+
+
+def _table(n: int, shape: tuple[int, int], parts: int = 1, seed: int = 0) -> SegmentTable:
+    """A learnable table (class c raises band c) split over ``parts`` sources, rows in shuffled order."""
+    rng = np.random.default_rng(seed)
+    f, t = shape
+    labels = rng.integers(0, 4, n).astype(np.int64)
+    x = rng.normal(0, 1, (n, f, t)).astype(np.float32)
+    for c in range(4):
+        x[labels == c, c * (f // 4):(c + 1) * (f // 4)] += 1.5
+    lengths = np.where(rng.random(n) < 0.3, t // 2, t).astype(np.int64)
+    part = (np.arange(n) % parts).astype(np.int32)
+    sources, local = [], np.zeros(n, np.int64)
+    for p in range(parts):
+        rows = np.nonzero(part == p)[0]
+        order = rng.permutation(len(rows))        # a source's rows are not in table order
+        src = np.empty((len(rows), f, t), np.float32)
+        src[order] = x[rows]
+        sources.append(src)
+        local[rows] = order
+    return SegmentTable(sources, part, local, labels, lengths, np.arange(n), [("clean", str(i)) for i in range(n)],
+                        ["clean"])
+
+
+def test_use_compile_auto_is_cuda_only():
+    assert use_compile("auto", torch.device("cpu")) is False
+    assert use_compile("on", torch.device("cpu")) and not use_compile("off", torch.device("cpu"))
+    with pytest.raises(ValueError):
+        use_compile("yes", torch.device("cpu"))
+
+
+def test_epoch_plan_draws_what_the_plain_loop_draws():
+    """Shuffle, then per batch Beta and permutation, from one generator: the plain loop's sequence."""
+    n, bs, alpha = 45, 8, 0.5
+    plan = draw_epoch(n, bs, alpha, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    batches = batch_indices(n, bs, True, rng, min_last=2)
+    assert [b.tolist() for b in batches] == [b.tolist() for b in plan.batches] and len(batches[-1]) == 5
+    x = torch.zeros(8, 1, 1)
+    for b, lam, perm in zip(batches, plan.lams, plan.perms):
+        y = torch.arange(len(b), dtype=torch.float32).reshape(-1, 1, 1)
+        t = torch.zeros(len(b), 4)
+        mixed, _, _, lam_plain = mixup(y, t, torch.ones(len(b), dtype=torch.long), alpha, rng)
+        assert lam_plain == lam
+        assert torch.equal(mixed, lam * y + (1.0 - lam) * y[torch.from_numpy(perm)])
+    r1, r2 = np.random.default_rng(3), np.random.default_rng(3)
+    draw_epoch(n, bs, alpha, r1)
+    batches = batch_indices(n, bs, True, r2, min_last=2)
+    for b in batches:
+        mixup(torch.zeros(len(b), 1), torch.zeros(len(b), 4), torch.ones(len(b), dtype=torch.long), alpha, r2)
+    assert r1.bit_generator.state == r2.bit_generator.state  # the next epoch starts from the same state
+    no_mix = draw_epoch(n, bs, 0.0, np.random.default_rng(3))
+    assert all(p is None for p in no_mix.perms) and np.all(no_mix.lams == 1.0)
+
+
+def test_device_table_gives_the_streamed_batches():
+    table = _table(37, (6, 5), parts=3)
+    dt = DeviceTable.load(table, torch.device("cpu"), chunk=8)  # several chunks
+    for idx in batch_indices(len(table), 8, True, np.random.default_rng(0)):
+        streamed = _make_batch(table, idx, pin=False)
+        x, lengths, labels = dt.batch(torch.from_numpy(idx))
+        assert torch.equal(x, streamed.x) and torch.equal(lengths, streamed.lengths)
+        assert torch.equal(labels, streamed.labels)
+
+
+def _run(model_name: str, shape, compile: str, backend: str | None, tmp_path, epochs: int = 2, n: int = 45):
+    train, val = _table(n, shape, seed=1), _table(19, shape, seed=2)
+    seed_everything(5)
+    model = build_model(model_name, 4, *shape)
+    s = TrainSettings(epochs=epochs, batch_size=8, lr=3e-3, mixup_alpha=0.5, class_weighted=True, workers=0,
+                      eval_batch_size=16, progress=False, compile=compile, compile_backend=backend)
+    res = train_model(model, train, val, np.zeros(shape[0]), np.ones(shape[0]), 4, s, torch.device("cpu"), None,
+                      tmp_path / f"{compile}-{backend}", 5, {})
+    return res, model
+
+
+def _same_trajectory(a, b, rtol: float, wa_tol: float = 0.0) -> None:
+    la, lb = [h["loss"] for h in a.history], [h["loss"] for h in b.history]
+    assert len(la) == len(lb) and np.allclose(la, lb, rtol=rtol, atol=0), (la, lb)
+    assert [h["lr"] for h in a.history] == pytest.approx([h["lr"] for h in b.history], rel=1e-6)
+    assert np.allclose([h["val_wa"] for h in a.history], [h["val_wa"] for h in b.history], rtol=0, atol=wa_tol)
+
+
+def test_fast_path_uncompiled_matches_plain_loop(tmp_path):
+    """Resident data, pre-drawn randomness, batched validation: the plain loop's numbers."""
+    plain, m1 = _run("TCNet", (26, 63), "off", None, tmp_path)
+    fast, m2 = _run("TCNet", (26, 63), "on", None, tmp_path)
+    _same_trajectory(plain, fast, 1e-5)
+    for p1, p2 in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.allclose(p1.float(), p2.float(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("model_name,shape,backend", [
+    ("TCNet", (26, 63), "eager"),  # dynamo's graphs run by eager torch: seconds
+    pytest.param("TCNet", (26, 63), "aot_eager", marks=SLOW),  # + autograd graphs, functionalised: ~40 s on 2 cores
+    pytest.param("LANCET", (32, 40), "aot_eager", marks=SLOW),
+])
+def test_compiled_step_matches_plain_loop_without_recompiling(model_name, shape, backend, tmp_path):
+    """torch.compile (aot_eager: the graphs inductor gets, run without code generation; inductor's own
+    code generation takes minutes per model on 2 cores, so it is left to bench/) of the whole
+    step and of evaluation; the epoch's last batch (5 of 8 rows) runs uncompiled, so after the first
+    compilation nothing is compiled again (error_on_recompile).
+
+    Tolerance: compiled, RAdam computes its rectification and bias corrections in float32 tensors
+    (rho_t = 1999 - 1993.0... at step 6 keeps about 4 digits) where the eager step uses Python doubles,
+    which moves the loss by about 1e-4 relative; a wrong learning rate or mixup moves it by far more."""
+    import torch._dynamo
+
+    plain, _ = _run(model_name, shape, "off", None, tmp_path, epochs=3)
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        compiled, _ = _run(model_name, shape, "on", backend, tmp_path, epochs=3)
+    _same_trajectory(plain, compiled, 1e-3, wa_tol=0.06)  # one validation segment in 19
