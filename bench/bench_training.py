@@ -1,13 +1,21 @@
-"""Training throughput (segments per second) of each model, side by side, on synthetic feature data.
+"""Training throughput (segments/s) of the trainer's real loop beside the bare model step.
 
-For each feature shape (mel 128x201 and mfcc 26x63 by default) and each model it times the real
-training step of lancet.training (batch gather from an in-RAM table, on-device normalisation, mixup,
-autocast where enabled, RAdam step) and the evaluation forward pass, after warm-up steps. CPU always
-(torch threads = --threads, default all cores); CUDA too when present (autocast bf16 if supported,
-else fp16 with a grad scaler; pinned memory; non-blocking copies).
+For each device, model and batch size it times, after warm-up steps:
 
-    python bench/bench_training.py                               # mel + mfcc, all models, CPU (+ CUDA)
-    python bench/bench_training.py --kinds mfcc --steps 10 --json out.json
+* ``bare``   — forward, loss, backward and RAdam step on one batch already on the device (the model's
+  own cost: the ceiling of any loop);
+* ``loop``   — the plain reference loop of lancet.training.loop (batch gather from the in-RAM table by
+  prefetch threads, copy, normalisation and mixup on the device, the same step): ``--compile off``;
+* ``before`` — the same loop with the optimizer of the previous version (per-parameter RAdam, not
+  ``foreach``), for the "no slower than before" check;
+* ``fast``   — lancet.training.step (``--compile on``): segments resident on the device, the epoch's
+  randomness drawn up front, forward+loss and optimizer step compiled (CUDA: CUDA graphs). On CPU
+  only with ``--fast`` (compiling takes minutes per model on 2 cores).
+
+CPU always (torch threads = --threads); CUDA too when present (autocast bf16 where supported).
+
+    python bench/bench_training.py --threads 2                      # LANCET + TC-Net on mel, batch 32 and 256
+    python bench/bench_training.py --models TCNet --kind mfcc --fast --json out.json
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
-from lancet.models import FEATURE_SHAPES, MODELS, build_model, count_parameters  # noqa: E402
-from lancet.training.data import SegmentTable, batch_indices, iter_batches  # noqa: E402
-from lancet.training.evaluate import predict_segments  # noqa: E402
-from lancet.training.loop import make_optimizer, resolve_amp, train_step, TrainSettings  # noqa: E402
+from lancet.models import FEATURE_SHAPES, build_model  # noqa: E402
+from lancet.training.data import SegmentTable, batch_indices, iter_batches, one_hot  # noqa: E402
+from lancet.training.evaluate import autocast_context  # noqa: E402
+from lancet.training.loop import TrainSettings, make_optimizer, resolve_amp, train_step  # noqa: E402
+from lancet.training.step import FastTrainer, draw_epoch  # noqa: E402
 
 
 def synthetic_table(n: int, shape: tuple[int, int], seed: int = 0) -> SegmentTable:
@@ -46,73 +56,119 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_one(name: str, kind: str, device: torch.device, amp: str, batch: int, steps: int, warmup: int,
-              workers: int) -> dict:
-    shape = FEATURE_SHAPES[kind]
+def _setup(name: str, shape, device, batch: int, foreach: bool = True, tensor_lr: bool = False):
     torch.manual_seed(0)
-    model = build_model(name, 4, *shape).to(device)
-    amp_dtype = resolve_amp(amp, device)
-    settings = TrainSettings(batch_size=batch)
-    optimizer, _ = make_optimizer(model, settings)
+    model = build_model(name, 4, *shape).to(device).train()
+    optimizer, _ = make_optimizer(model, TrainSettings(batch_size=batch), tensor_lr=tensor_lr)
+    if not foreach:
+        for g in optimizer.param_groups:
+            g["foreach"] = False
+    return model, optimizer
+
+
+def bench_bare(name, shape, device, amp_dtype, batch, steps, warmup) -> float:
+    model, optimizer = _setup(name, shape, device, batch)
+    x = torch.randn(batch, 1, *shape, device=device)
+    lengths = torch.full((batch,), shape[1], device=device)
+    targets = one_hot(torch.randint(0, 4, (batch,), device=device), 4)
+    for i in range(warmup + steps):
+        if i == warmup:
+            sync(device)
+            t0 = time.perf_counter()
+        with autocast_context(device, amp_dtype):
+            logits = model(x, lengths=lengths)
+        loss = F.cross_entropy(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    sync(device)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def bench_loop(name, shape, device, amp_dtype, batch, steps, warmup, workers, foreach=True) -> float:
+    model, optimizer = _setup(name, shape, device, batch, foreach=foreach)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and amp_dtype == torch.float16))
     table = synthetic_table(batch * (steps + warmup), shape)
-    mean = torch.zeros(shape[0], 1, device=device)
-    std = torch.ones(shape[0], 1, device=device)
+    mean, std = torch.zeros(shape[0], 1, device=device), torch.ones(shape[0], 1, device=device)
     rng = np.random.default_rng(0)
     batches = batch_indices(len(table), batch, True, rng)
-    model.train()
-    t0 = None
     for i, b in enumerate(iter_batches(table, batches, workers=workers, pin=device.type == "cuda")):
         if i == warmup:
             sync(device)
             t0 = time.perf_counter()
         train_step(model, optimizer, scaler, b, mean, std, 4, 0.5, rng, device, amp_dtype)
     sync(device)
-    train_sps = steps * batch / (time.perf_counter() - t0)
-    eval_n = min(len(table), max(4 * batch, 256))
-    eval_table = synthetic_table(eval_n, shape, 1)
-    predict_segments(model, eval_table, mean, std, device, 2 * batch, amp_dtype, workers)  # warm-up
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def bench_fast(name, shape, device, amp_dtype, batch, steps, warmup, workers) -> tuple[float, float]:
+    """(segments/s of the fast epoch after warm-up, seconds of warm-up including compilation)."""
+    model, optimizer = _setup(name, shape, device, batch, tensor_lr=True)
+    table = synthetic_table(batch * steps, shape)
+    val = synthetic_table(batch, shape, 1)
+    mean, std = torch.zeros(shape[0], 1, device=device), torch.ones(shape[0], 1, device=device)
+    fast = FastTrainer(model, optimizer, table, val, mean, std, 4, None, device, amp_dtype, batch, 0.5, 2 * batch,
+                       workers, 0.0, backend="inductor")
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(max(1, warmup)):  # compiles (first epoch: one eager step, then the compiled ones)
+        fast.train_epoch(draw_epoch(len(table), batch, 0.5, rng))
     sync(device)
+    compile_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    predict_segments(model, eval_table, mean, std, device, 2 * batch, amp_dtype, workers)
-    sync(device)
-    eval_sps = eval_n / (time.perf_counter() - t1)
-    return {"model": name, "kind": kind, "shape": list(shape), "device": device.type,
-            "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off", "batch": batch,
-            "params": count_parameters(model), "train_segments_per_s": train_sps, "eval_segments_per_s": eval_sps}
+    total, _ = fast.train_epoch(draw_epoch(len(table), batch, 0.5, rng))
+    float(total)  # the epoch's one sync
+    return steps * batch / (time.perf_counter() - t1), compile_s
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--kinds", nargs="+", default=["mel", "mfcc"], choices=list(FEATURE_SHAPES))
-    p.add_argument("--models", nargs="+", default=list(MODELS))
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=8, help="timed training steps (CPU); CUDA uses 5x as many")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--kind", default="mel", choices=list(FEATURE_SHAPES))
+    p.add_argument("--models", nargs="+", default=["LANCET", "TCNet"])
+    p.add_argument("--batches", nargs="+", type=int, default=[32, 256])
+    p.add_argument("--steps", type=int, default=4, help="timed steps on CPU; CUDA uses 10x as many")
+    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
-    p.add_argument("--workers", type=int, default=2, help="batch-prefetch threads")
+    p.add_argument("--workers", type=int, default=2, help="batch-prefetch threads of the loop")
+    p.add_argument("--fast", action="store_true", help="also time the compiled fast path on CPU (slow to compile)")
+    p.add_argument("--no-before", action="store_true", help="skip the previous version's optimizer")
     p.add_argument("--no-cuda", action="store_true")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
 
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
-    devices = [(torch.device("cpu"), "off")]
+    devices = [torch.device("cpu")]
     if torch.cuda.is_available() and not args.no_cuda:
         torch.backends.cudnn.benchmark = True
-        devices.append((torch.device("cuda"), "auto"))
+        devices.append(torch.device("cuda"))
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {threads} CPU thread(s)"
           + (f", {torch.cuda.get_device_name(0)}" if len(devices) > 1 else ", no CUDA"), flush=True)
+    shape = FEATURE_SHAPES[args.kind]
     results = []
-    for device, amp in devices:
-        steps = args.steps * (5 if device.type == "cuda" else 1)
-        for kind in args.kinds:
-            row = [f"{device.type:4s} {kind:11s}"]
-            for name in args.models:
-                r = bench_one(name, kind, device, amp, args.batch, steps, args.warmup, args.workers)
+    print(f"{'device':6s} {'model':7s} {'batch':>5s} {'bare/s':>9s} {'loop/s':>9s} {'loop%':>6s} {'before/s':>9s} "
+          f"{'fast/s':>9s} {'fast%':>6s} {'compile s':>9s}", flush=True)
+    for device in devices:
+        amp_dtype = resolve_amp("auto", device)
+        steps = args.steps * (10 if device.type == "cuda" else 1)
+        warmup = args.warmup * (5 if device.type == "cuda" else 1)
+        for name in args.models:
+            for batch in args.batches:
+                r = {"device": device.type, "model": name, "kind": args.kind, "batch": batch, "threads": threads,
+                     "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off"}
+                r["bare"] = bench_bare(name, shape, device, amp_dtype, batch, steps, warmup)
+                r["loop"] = bench_loop(name, shape, device, amp_dtype, batch, steps, warmup, args.workers)
+                if not args.no_before:
+                    r["before"] = bench_loop(name, shape, device, amp_dtype, batch, steps, warmup, args.workers,
+                                             foreach=False)
+                if device.type == "cuda" or args.fast:
+                    r["fast"], r["compile_s"] = bench_fast(name, shape, device, amp_dtype, batch, steps, warmup,
+                                                           args.workers)
                 results.append(r)
-                row.append(f"{name} train {r['train_segments_per_s']:8.1f}/s eval {r['eval_segments_per_s']:8.1f}/s")
-            print(" | ".join(row), flush=True)
+                fmt = lambda k: f"{r[k]:9.1f}" if k in r else f"{'-':>9s}"  # noqa: E731
+                pct = lambda k: f"{100 * r[k] / r['bare']:5.0f}%" if k in r else f"{'-':>6s}"  # noqa: E731
+                print(f"{device.type:6s} {name:7s} {batch:5d} {fmt('bare')} {fmt('loop')} {pct('loop')} {fmt('before')} "
+                      f"{fmt('fast')} {pct('fast')} {fmt('compile_s')}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -4,6 +4,7 @@ same batches, same loss trajectory, compiled or not, with no recompilation after
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from lancet.training.data import SegmentTable, _make_batch, batch_indices, mixup
 from lancet.training.loop import TrainSettings, seed_everything, train_model
 from lancet.training.step import DeviceTable, draw_epoch, use_compile
 
+ROOT = Path(__file__).resolve().parents[1]
 SLOW = pytest.mark.skipif(not os.environ.get("LANCET_SLOW_TESTS"),
                           reason="aot_eager compilation takes about a minute per model on 2 cores; set LANCET_SLOW_TESTS=1")
 
@@ -129,3 +131,47 @@ def test_compiled_step_matches_plain_loop_without_recompiling(model_name, shape,
     with torch._dynamo.config.patch(error_on_recompile=True):
         compiled, _ = _run(model_name, shape, "on", backend, tmp_path, epochs=3)
     _same_trajectory(plain, compiled, 1e-3, wa_tol=0.06)  # one validation segment in 19
+
+
+@pytest.mark.parametrize("module", ["lancet.device", "lancet.training.config", "lancet.training.step"])
+def test_doctests(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_parser_is_generated_from_train_config():
+    """Every TrainConfig field is a flag with the field's default; parsing nothing gives TrainConfig()."""
+    import dataclasses
+
+    from lancet.training.config import TrainConfig, build_parser, config_from_args
+
+    p = build_parser()
+    assert config_from_args(p.parse_args([])) == TrainConfig()
+    cfg = config_from_args(p.parse_args(["--epochs", "3", "--no-progress", "--class-weighted", "--folds", "1", "3",
+                                         "--compile", "on", "--models", "TCNet", "--model-options", "residual=false"]))
+    assert cfg.epochs == 3 and not cfg.progress and cfg.class_weighted and cfg.folds == ("1", "3")
+    assert cfg.compile == "on" and cfg.model_options == {"TCNet": {"residual": False}}
+    flags = {a.dest for a in p._actions}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= flags
+    with pytest.raises(SystemExit):
+        p.parse_args(["--compile", "maybe"])
+    assert build_parser({"results_dir": "elsewhere"}).parse_args([]).results_dir == "elsewhere"
+
+
+def test_train_script_defaults_are_train_config_defaults():
+    """train_LANCET.py keeps only its paths as constants; everything else is TrainConfig's."""
+    import importlib.util
+
+    from lancet.training.config import TrainConfig
+    from lancet.training.loop import TrainSettings
+
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "train_LANCET.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = script.build_parser().parse_args([])
+    d = TrainConfig()
+    assert args.epochs == d.epochs == TrainSettings().epochs and args.workers == d.workers == TrainSettings().workers
+    assert args.features_dir == script.FEATURES_DIR and args.results_dir == script.RESULTS_DIR
