@@ -175,3 +175,35 @@ def test_train_script_defaults_are_train_config_defaults():
     d = TrainConfig()
     assert args.epochs == d.epochs == TrainSettings().epochs and args.workers == d.workers == TrainSettings().workers
     assert args.features_dir == script.FEATURES_DIR and args.results_dir == script.RESULTS_DIR
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_across_paths_continues_the_trajectory(tmp_path):
+    """last.pt of the compiled path (tensor learning rate) resumes in the plain loop, and the reverse,
+    on the uninterrupted trajectory: the resume state is the same for both."""
+    shape = (26, 63)
+    train, val = _table(45, shape, seed=1), _table(19, shape, seed=2)
+
+    def run(compile, backend, ckpt, stop_after=None):
+        seed_everything(5)
+        model = build_model("TCNet", 4, *shape)
+        s = TrainSettings(epochs=2, batch_size=8, lr=3e-3, workers=0, eval_batch_size=16, progress=False,
+                          compile=compile, compile_backend=backend)
+
+        def hook(epoch):
+            if epoch == stop_after:
+                raise _Stop
+
+        return train_model(model, train, val, np.zeros(shape[0]), np.ones(shape[0]), 4, s, torch.device("cpu"), None,
+                           ckpt, 5, {}, on_epoch_end=hook)
+
+    ref = run("off", None, tmp_path / "ref")
+    for first, then, name in ((("on", "eager"), ("off", None), "a"), (("off", None), ("on", "eager"), "b")):
+        with pytest.raises(_Stop):
+            run(*first, tmp_path / name, stop_after=1)
+        res = run(*then, tmp_path / name)
+        assert res.resumed_from == 1
+        _same_trajectory(ref, res, 1e-3, wa_tol=0.06)

@@ -154,10 +154,10 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings, tensor_lr: bool = F
     """RAdam with the recipe's settings, multi-tensor (``foreach``: a few kernels per step instead of a
     few per parameter; RAdam has no fused version), and its exponential decay with a floor.
 
-    ``tensor_lr``: the learning rate as a tensor, so a compiled optimizer step reads its new value each
-    epoch instead of being compiled again for it."""
-    optimizer = torch.optim.RAdam(model.parameters(), lr=torch.tensor(s.lr) if tensor_lr else s.lr,
-                                  weight_decay=s.weight_decay, foreach=True)
+    ``tensor_lr`` (the compiled step): the learning rate as a tensor, so a compiled optimizer step reads
+    its new value each epoch instead of being compiled again for it; on CUDA the optimizer is also
+    ``capturable`` (its step counts live on the GPU: no host sync, and CUDA graphs can replay it)."""
+    optimizer = torch.optim.RAdam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay, foreach=True)
     floor = s.lr_floor / s.lr if s.lr > 0 else 0.0
     decay = s.lr_decay
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda e: max(decay ** e, floor))
@@ -166,17 +166,23 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings, tensor_lr: bool = F
 
 
 def _set_lr_kind(optimizer, scheduler, tensor_lr: bool) -> None:
-    """Keep the learning rate a tensor (compiled step) or a float (plain loop), also after loading a
-    state saved by the other kind; the scheduler's base rates stay floats."""
+    """Make the optimizer fit the step that drives it, also after loading a state saved by the other
+    one: learning rate a float (plain loop) or a tensor (compiled step; on the GPU and capturable with
+    CUDA parameters). The scheduler's base rates stay floats."""
     scheduler.base_lrs = [float(v) for v in scheduler.base_lrs]
     for group in optimizer.param_groups:
-        lr = group["lr"]
-        if tensor_lr and not isinstance(lr, torch.Tensor):
-            group["lr"] = torch.tensor(float(lr))
-        elif not tensor_lr and isinstance(lr, torch.Tensor):
-            group["lr"] = float(lr)
+        device = group["params"][0].device
+        capturable = tensor_lr and device.type == "cuda"
+        home = device if capturable else torch.device("cpu")
+        lr = float(group["lr"])
+        group["lr"] = torch.tensor(lr, device=home) if tensor_lr else lr
+        group["capturable"] = capturable
         if isinstance(group.get("initial_lr"), torch.Tensor):
             group["initial_lr"] = float(group["initial_lr"])
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if state and isinstance(state.get("step"), torch.Tensor):
+                state["step"] = state["step"].to(home, torch.float32)
 
 
 def train_step(model: torch.nn.Module, optimizer, scaler, batch: Batch, mean_t: torch.Tensor, std_t: torch.Tensor,
