@@ -148,6 +148,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     resumed_from: int = 0
     seconds: float = 0.0
+    step: str = "plain"          # plain | fast (uncompiled) | compiled: which loop ran (lancet.training.step)
 
 
 def make_optimizer(model: torch.nn.Module, s: TrainSettings, tensor_lr: bool = False):
@@ -345,5 +346,6 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
             on_epoch_end(epoch + 1)
         if finished:
             break
+    step = "plain" if fast is None else ("compiled" if settings.compile_backend else "fast")
     return TrainResult(state.best_epoch, state.best_score, state.best_val, len(history), history, resumed_from,
-                       time.perf_counter() - t0)
+                       time.perf_counter() - t0, step)

@@ -343,6 +343,8 @@ class Trainer:
                              ddp=self.dist if together else None)
         if result.resumed_from:
             self.log(f"[{desc}] resumed after epoch {result.resumed_from}")
+        if result.step == "compiled":
+            self.log(f"[{desc}] compiled training step, {result.seconds:.1f} s")
         del train, val
         if together:
             last = result.history[-1] if result.history else {}
