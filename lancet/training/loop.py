@@ -1,9 +1,13 @@
 """The training loop: one model on one fold, with validation, best-checkpoint selection and resume.
 
 Each epoch ends with two atomic writes: ``best.pt`` when the validation score (WA+UA)/2 at the
-utterance level improved, and ``last.pt`` (model, optimizer, scheduler, grad scaler, epoch, best
-state, history and every random generator's state), so an interrupted run continues exactly where
-it stopped.
+utterance level improved, and ``last.pt`` (model, optimizer, scheduler, grad scaler and every random
+generator's state, plus a :class:`ResumeState`: epoch, best so far, history), so an interrupted run
+continues exactly where it stopped.
+
+:func:`train_model` below is the plain reference loop, read top to bottom; with ``--compile`` (the
+default on CUDA) the same epochs run through :mod:`lancet.training.step` instead: same random numbers,
+same recipe, without the per-step overhead.
 """
 
 from __future__ import annotations
