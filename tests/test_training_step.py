@@ -83,13 +83,14 @@ def test_device_table_gives_the_streamed_batches():
         assert torch.equal(labels, streamed.labels)
 
 
-def _run(model_name: str, shape, compile: str, backend: str | None, tmp_path, epochs: int = 2, n: int = 45):
+def _run(model_name: str, shape, compile: str, backend: str | None, tmp_path, epochs: int = 2, n: int = 45,
+         device: str = "cpu"):
     train, val = _table(n, shape, seed=1), _table(19, shape, seed=2)
     seed_everything(5)
     model = build_model(model_name, 4, *shape)
     s = TrainSettings(epochs=epochs, batch_size=8, lr=3e-3, mixup_alpha=0.5, class_weighted=True, workers=0,
                       eval_batch_size=16, progress=False, compile=compile, compile_backend=backend)
-    res = train_model(model, train, val, np.zeros(shape[0]), np.ones(shape[0]), 4, s, torch.device("cpu"), None,
+    res = train_model(model, train, val, np.zeros(shape[0]), np.ones(shape[0]), 4, s, torch.device(device), None,
                       tmp_path / f"{compile}-{backend}", 5, {})
     return res, model
 
@@ -131,6 +132,23 @@ def test_compiled_step_matches_plain_loop_without_recompiling(model_name, shape,
     with torch._dynamo.config.patch(error_on_recompile=True):
         compiled, _ = _run(model_name, shape, "on", backend, tmp_path, epochs=3)
     _same_trajectory(plain, compiled, 1e-3, wa_tol=0.06)  # one validation segment in 19
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (bench/gpu_check.sh runs this on a GPU)")
+@pytest.mark.parametrize("model_name,shape", [("TCNet", (26, 63)), ("LANCET", (32, 40))])
+def test_cuda_graphs_step_matches_plain_loop(model_name, shape, tmp_path, monkeypatch):
+    """On CUDA: inductor, mode reduce-overhead (CUDA graphs), capturable RAdam, resident data: the
+    plain loop's trajectory (TF32 off on both sides, no autocast), no recompilation."""
+    import torch._dynamo
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    plain, _ = _run(model_name, shape, "off", None, tmp_path, epochs=3, device="cuda")
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        compiled, _ = _run(model_name, shape, "on", "inductor", tmp_path, epochs=3, device="cuda")
+    assert compiled.step == "compiled"
+    _same_trajectory(plain, compiled, 2e-3, wa_tol=0.06)
 
 
 @pytest.mark.parametrize("module", ["lancet.device", "lancet.training.config", "lancet.training.step"])
