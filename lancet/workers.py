@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from lancet.errors import LancetError
 
-__all__ = ["WorkerError", "imap", "default_context", "available_cpus"]
+__all__ = ["WorkerError", "WorkerPool", "imap", "default_context", "available_cpus"]
 
 
 class WorkerError(RuntimeError):
@@ -102,6 +102,79 @@ def _raise_for(item: Any, exc: BaseException, describe: Callable[[Any], str]) ->
     raise WorkerError(f"{label}: {type(exc).__name__}: {exc}") from exc
 
 
+class WorkerPool:
+    """``workers`` processes (or, with ``workers <= 1``, the calling process) that stay up across
+    several :meth:`imap` calls (extraction runs one per condition on the same pool).
+
+    A failure or Ctrl-C inside :meth:`imap` terminates the pool; leaving the ``with`` block closes it.
+    """
+
+    def __init__(self, workers: int = 1, initializer: Callable[..., Any] | None = None, initargs: Sequence[Any] = (),
+                 context: str | None = None, preload: Sequence[str] = ()) -> None:
+        self.workers = max(1, int(workers))
+        self._pool = None
+        if self.workers <= 1:
+            if initializer is not None:
+                initializer(*initargs)
+            return
+        ctx = mp.get_context(context or default_context())
+        if ctx.get_start_method() == "forkserver" and preload:
+            ctx.set_forkserver_preload(list(preload))
+        self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=(initializer, tuple(initargs)))
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.terminate()
+
+    def close(self) -> None:
+        """Let the workers finish and exit."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def terminate(self) -> None:
+        """Stop the workers now (an error or Ctrl-C)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def imap(self, fn: Callable[[Any], Any], items: Iterable[Any], *, ordered: bool = True, chunksize: int = 1,
+             max_pending: int | None = None, progress: bool = True, desc: str | None = None, unit: str = "item",
+             total: int | None = None, describe: Callable[[Any], str] = repr) -> Iterator[Any]:
+        """Yield ``fn(item)`` for every item (see :func:`imap` for the arguments)."""
+        from tqdm.auto import tqdm
+
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)  # type: ignore[arg-type]
+        bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress, file=sys.stderr, dynamic_ncols=True,
+                   leave=False)
+        try:
+            if self._pool is None:
+                for item in items:
+                    try:
+                        result = fn(item)
+                    except Exception as exc:
+                        _raise_for(item, exc, describe)
+                    bar.update(1)
+                    yield result
+                return
+            try:
+                yield from _pool_imap(self._pool, fn, items, self.workers, ordered, max(1, int(chunksize)),
+                                      max_pending, bar, describe)
+            except BaseException:
+                self.terminate()
+                raise
+        finally:
+            bar.close()
+
+
 def imap(fn: Callable[[Any], Any], items: Iterable[Any], workers: int = 1, *,
          initializer: Callable[..., Any] | None = None, initargs: Sequence[Any] = (),
          ordered: bool = True, chunksize: int = 1, max_pending: int | None = None,
@@ -112,97 +185,61 @@ def imap(fn: Callable[[Any], Any], items: Iterable[Any], workers: int = 1, *,
 
     ``fn``, ``initializer`` and ``initargs`` must be picklable (top-level functions): workers are
     started with ``context`` (default :func:`default_context`), not forked from the caller.
-    ``max_pending`` bounds the items in flight (default ``4 * workers`` chunks); items are pulled
-    from ``items`` lazily. ``describe(item)`` names the item in errors.
+    ``max_pending`` bounds the chunks of ``chunksize`` items in flight (default ``4 * workers``);
+    items are pulled from ``items`` lazily. ``describe(item)`` names the item in errors.
 
     Shapes: items (N,) -> results (N,), same order when ``ordered``.
     """
-    from tqdm.auto import tqdm
-
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
-    bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress, file=sys.stderr, dynamic_ncols=True,
-               leave=False)
-    try:
-        if workers <= 1:
-            if initializer is not None:
-                initializer(*initargs)
-            for item in items:
-                try:
-                    result = fn(item)
-                except Exception as exc:
-                    _raise_for(item, exc, describe)
-                bar.update(1)
-                yield result
-            return
-        yield from _pool_imap(fn, items, workers, initializer, tuple(initargs), ordered, max(1, int(chunksize)),
-                              max_pending, bar, describe, context or default_context(), tuple(preload))
-    finally:
-        bar.close()
+    with WorkerPool(workers, initializer, initargs, context, preload) as pool:
+        yield from pool.imap(fn, items, ordered=ordered, chunksize=chunksize, max_pending=max_pending,
+                             progress=progress, desc=desc, unit=unit, total=total, describe=describe)
 
 
-def _pool_imap(fn, items, workers, initializer, initargs, ordered, chunksize, max_pending, bar, describe,
-               context, preload) -> Iterator[Any]:
-    ctx = mp.get_context(context)
-    if context == "forkserver" and preload:
-        ctx.set_forkserver_preload(list(preload))
-    limit = max_pending if max_pending is not None else 4 * workers
-    limit = max(1, int(limit))
+def _pool_imap(pool, fn, items, workers, ordered, chunksize, max_pending, bar, describe) -> Iterator[Any]:
+    limit = max(1, int(max_pending if max_pending is not None else 4 * workers))
     done: queue.Queue = queue.Queue()
-    pool = ctx.Pool(workers, initializer=_worker_init, initargs=(initializer, initargs))
-    try:
-        it = iter(items)
-        chunks: dict[int, list] = {}      # submitted, not yet yielded
-        results: dict[int, list] = {}     # finished, waiting for their turn (ordered)
-        next_submit, next_yield, exhausted = 0, 0, False
+    it = iter(items)
+    chunks: dict[int, list] = {}      # submitted, not yet yielded
+    results: dict[int, list] = {}     # finished, waiting for their turn (ordered)
+    next_submit, next_yield, exhausted = 0, 0, False
 
-        def submit() -> bool:
-            nonlocal next_submit
-            chunk = []
-            for item in it:
-                chunk.append(item)
-                if len(chunk) >= chunksize:
-                    break
-            if not chunk:
-                return False
-            k = next_submit
-            chunks[k] = chunk
-            pool.apply_async(_run_chunk, (fn, chunk), callback=lambda r, k=k: done.put((k, r, None)),
-                             error_callback=lambda e, k=k: done.put((k, None, e)))
-            next_submit += 1
-            return True
-
-        while True:
-            while not exhausted and len(chunks) < limit:
-                if not submit():
-                    exhausted = True
-            if not chunks:
+    def submit() -> bool:
+        nonlocal next_submit
+        chunk = []
+        for item in it:
+            chunk.append(item)
+            if len(chunk) >= chunksize:
                 break
-            k, res, err = done.get()
-            if err is not None:
-                chunk = chunks[k]
-                if isinstance(err, _Failed):
-                    item, exc = chunk[err.pos], err.exc
-                else:
-                    item, exc = chunk[0], err
-                pool.terminate()
-                _raise_for(item, exc, describe)
-            if ordered:
-                results[k] = res
-                while next_yield in results:
-                    chunks.pop(next_yield)
-                    for r in results.pop(next_yield):
-                        bar.update(1)
-                        yield r
-                    next_yield += 1
-            else:
-                chunks.pop(k)
-                for r in res:
+        if not chunk:
+            return False
+        k = next_submit
+        chunks[k] = chunk
+        pool.apply_async(_run_chunk, (fn, chunk), callback=lambda r, k=k: done.put((k, r, None)),
+                         error_callback=lambda e, k=k: done.put((k, None, e)))
+        next_submit += 1
+        return True
+
+    while True:
+        while not exhausted and len(chunks) < limit:
+            if not submit():
+                exhausted = True
+        if not chunks:
+            return
+        k, res, err = done.get()
+        if err is not None:
+            chunk = chunks[k]
+            item, exc = (chunk[err.pos], err.exc) if isinstance(err, _Failed) else (chunk[0], err)
+            _raise_for(item, exc, describe)
+        if ordered:
+            results[k] = res
+            while next_yield in results:
+                chunks.pop(next_yield)
+                for r in results.pop(next_yield):
                     bar.update(1)
                     yield r
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
+                next_yield += 1
+        else:
+            chunks.pop(k)
+            for r in res:
+                bar.update(1)
+                yield r
