@@ -472,6 +472,10 @@ def _augment_locked(utterances: Sequence[Utterance], config: AugmentConfig, log=
                     known[rec["path"]] = rec
                     journal.write(json.dumps(rec) + "\n")
                 journal.flush()
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:  # the journal's write() on a full disk names no file
+            raise OSError(exc.errno, exc.strerror, str(journal_path)) from exc
+        raise
     finally:
         if prev_term is not None:
             signal.signal(signal.SIGTERM, prev_term)
