@@ -66,59 +66,68 @@ def _setup(name: str, shape, device, batch: int, foreach: bool = True, tensor_lr
     return model, optimizer
 
 
-def bench_bare(name, shape, device, amp_dtype, batch, steps, warmup) -> float:
+def bare_runner(name, shape, device, amp_dtype, batch, workers):
+    """Steps of the bare model on one batch already on the device."""
     model, optimizer = _setup(name, shape, device, batch)
     x = torch.randn(batch, 1, *shape, device=device)
     lengths = torch.full((batch,), shape[1], device=device)
     targets = one_hot(torch.randint(0, 4, (batch,), device=device), 4)
-    for i in range(warmup + steps):
-        if i == warmup:
-            sync(device)
-            t0 = time.perf_counter()
-        with autocast_context(device, amp_dtype):
-            logits = model(x, lengths=lengths)
-        loss = F.cross_entropy(logits.float(), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    sync(device)
-    return steps * batch / (time.perf_counter() - t0)
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            with autocast_context(device, amp_dtype):
+                logits = model(x, lengths=lengths)
+            loss = F.cross_entropy(logits.float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return run
 
 
-def bench_loop(name, shape, device, amp_dtype, batch, steps, warmup, workers, foreach=True) -> float:
+def loop_runner(name, shape, device, amp_dtype, batch, workers, foreach=True):
+    """Steps of the plain loop: prefetched batches from an in-RAM table through ``train_step``."""
     model, optimizer = _setup(name, shape, device, batch, foreach=foreach)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and amp_dtype == torch.float16))
-    table = synthetic_table(batch * (steps + warmup), shape)
+    table = synthetic_table(batch * 16, shape)
     mean, std = torch.zeros(shape[0], 1, device=device), torch.ones(shape[0], 1, device=device)
     rng = np.random.default_rng(0)
-    batches = batch_indices(len(table), batch, True, rng)
-    for i, b in enumerate(iter_batches(table, batches, workers=workers, pin=device.type == "cuda")):
-        if i == warmup:
-            sync(device)
-            t0 = time.perf_counter()
-        train_step(model, optimizer, scaler, b, mean, std, 4, 0.5, rng, device, amp_dtype)
+
+    def batches():
+        while True:  # epoch after epoch, as the trainer does
+            yield from iter_batches(table, batch_indices(len(table), batch, True, rng), workers=workers,
+                                    pin=device.type == "cuda")
+    it = batches()
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            train_step(model, optimizer, scaler, next(it), mean, std, 4, 0.5, rng, device, amp_dtype)
+    return run
+
+
+def fast_runner(name, shape, device, amp_dtype, batch, workers):
+    """Epochs of the fast path (lancet.training.step): ``run(steps)`` trains one epoch of ``steps`` batches."""
+    model, optimizer = _setup(name, shape, device, batch, tensor_lr=True)
+    made: dict[int, tuple] = {}
+    mean, std = torch.zeros(shape[0], 1, device=device), torch.ones(shape[0], 1, device=device)
+    rng = np.random.default_rng(0)
+
+    def run(steps: int) -> None:
+        if steps not in made:
+            train, val = synthetic_table(batch * steps, shape), synthetic_table(batch, shape, 1)
+            made[steps] = (train, FastTrainer(model, optimizer, train, val, mean, std, 4, None, device, amp_dtype,
+                                              batch, 0.5, 2 * batch, workers, 0.0, backend="inductor"))
+        train, fast = made[steps]
+        total, _ = fast.train_epoch(draw_epoch(len(train), batch, 0.5, rng))
+        float(total)  # the epoch's one sync
+    return run
+
+
+def timed(run, steps: int, batch: int, device: torch.device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    run(steps)
     sync(device)
     return steps * batch / (time.perf_counter() - t0)
-
-
-def bench_fast(name, shape, device, amp_dtype, batch, steps, warmup, workers) -> tuple[float, float]:
-    """(segments/s of the fast epoch after warm-up, seconds of warm-up including compilation)."""
-    model, optimizer = _setup(name, shape, device, batch, tensor_lr=True)
-    table = synthetic_table(batch * steps, shape)
-    val = synthetic_table(batch, shape, 1)
-    mean, std = torch.zeros(shape[0], 1, device=device), torch.ones(shape[0], 1, device=device)
-    fast = FastTrainer(model, optimizer, table, val, mean, std, 4, None, device, amp_dtype, batch, 0.5, 2 * batch,
-                       workers, 0.0, backend="inductor")
-    rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
-    for _ in range(max(1, warmup)):  # compiles (first epoch: one eager step, then the compiled ones)
-        fast.train_epoch(draw_epoch(len(table), batch, 0.5, rng))
-    sync(device)
-    compile_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    total, _ = fast.train_epoch(draw_epoch(len(table), batch, 0.5, rng))
-    float(total)  # the epoch's one sync
-    return steps * batch / (time.perf_counter() - t1), compile_s
 
 
 def main() -> int:
@@ -126,7 +135,8 @@ def main() -> int:
     p.add_argument("--kind", default="mel", choices=list(FEATURE_SHAPES))
     p.add_argument("--models", nargs="+", default=["LANCET", "TCNet"])
     p.add_argument("--batches", nargs="+", type=int, default=[32, 256])
-    p.add_argument("--steps", type=int, default=4, help="timed steps on CPU; CUDA uses 10x as many")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per round on CPU; CUDA uses 10x as many")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds per variant, interleaved; the best is kept")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     p.add_argument("--workers", type=int, default=2, help="batch-prefetch threads of the loop")
@@ -156,14 +166,23 @@ def main() -> int:
             for batch in args.batches:
                 r = {"device": device.type, "model": name, "kind": args.kind, "batch": batch, "threads": threads,
                      "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off"}
-                r["bare"] = bench_bare(name, shape, device, amp_dtype, batch, steps, warmup)
-                r["loop"] = bench_loop(name, shape, device, amp_dtype, batch, steps, warmup, args.workers)
+                runners = {"bare": bare_runner(name, shape, device, amp_dtype, batch, args.workers),
+                           "loop": loop_runner(name, shape, device, amp_dtype, batch, args.workers)}
                 if not args.no_before:
-                    r["before"] = bench_loop(name, shape, device, amp_dtype, batch, steps, warmup, args.workers,
-                                             foreach=False)
+                    runners["before"] = loop_runner(name, shape, device, amp_dtype, batch, args.workers, foreach=False)
                 if device.type == "cuda" or args.fast:
-                    r["fast"], r["compile_s"] = bench_fast(name, shape, device, amp_dtype, batch, steps, warmup,
-                                                           args.workers)
+                    runners["fast"] = fast_runner(name, shape, device, amp_dtype, batch, args.workers)
+                    t0 = time.perf_counter()
+                    runners["fast"](steps)  # compiles (its first step runs eagerly, the rest compiled)
+                    r["compile_s"] = time.perf_counter() - t0
+                for key, run in runners.items():
+                    if key != "fast":
+                        run(warmup)
+                # Rounds alternate between the variants, so that a loaded machine slows all of them
+                # alike; the best round of each is kept.
+                for _ in range(args.rounds):
+                    for key, run in runners.items():
+                        r[key] = max(r.get(key, 0.0), timed(run, steps, batch, device))
                 results.append(r)
                 fmt = lambda k: f"{r[k]:9.1f}" if k in r else f"{'-':>9s}"  # noqa: E731
                 pct = lambda k: f"{100 * r[k] / r['bare']:5.0f}%" if k in r else f"{'-':>6s}"  # noqa: E731
