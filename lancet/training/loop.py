@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lancet.atomic import atomic_path
 from lancet.device import resolve_device  # noqa: F401  (re-exported: one device choice, lancet.device)
 from lancet.errors import LancetError
 
