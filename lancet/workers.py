@@ -113,6 +113,7 @@ class WorkerPool:
                  context: str | None = None, preload: Sequence[str] = ()) -> None:
         self.workers = max(1, int(workers))
         self._pool = None
+        self._stopped = False
         if self.workers <= 1:
             if initializer is not None:
                 initializer(*initargs)
@@ -137,6 +138,7 @@ class WorkerPool:
             self._pool.close()
             self._pool.join()
             self._pool = None
+        self._stopped = True
 
     def terminate(self) -> None:
         """Stop the workers now (an error or Ctrl-C)."""
@@ -144,6 +146,7 @@ class WorkerPool:
             self._pool.terminate()
             self._pool.join()
             self._pool = None
+        self._stopped = True
 
     def imap(self, fn: Callable[[Any], Any], items: Iterable[Any], *, ordered: bool = True, chunksize: int = 1,
              max_pending: int | None = None, progress: bool = True, desc: str | None = None, unit: str = "item",
@@ -151,6 +154,8 @@ class WorkerPool:
         """Yield ``fn(item)`` for every item (see :func:`imap` for the arguments)."""
         from tqdm.auto import tqdm
 
+        if self._stopped:
+            raise RuntimeError("this WorkerPool was closed or stopped by an earlier error")
         if total is None and hasattr(items, "__len__"):
             total = len(items)  # type: ignore[arg-type]
         bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress, file=sys.stderr, dynamic_ncols=True,
@@ -165,9 +170,16 @@ class WorkerPool:
                     bar.update(1)
                     yield result
                 return
+            busy = [0]  # chunks submitted and not yet yielded
             try:
                 yield from _pool_imap(self._pool, fn, items, self.workers, ordered, max(1, int(chunksize)),
-                                      max_pending, bar, describe)
+                                      max_pending, bar, describe, busy)
+            except GeneratorExit:
+                # the caller stopped reading: harmless when every result was taken (zip() over a list
+                # stops that way), else the workers are busy with results nobody wants
+                if busy[0]:
+                    self.terminate()
+                raise
             except BaseException:
                 self.terminate()
                 raise
@@ -195,7 +207,7 @@ def imap(fn: Callable[[Any], Any], items: Iterable[Any], workers: int = 1, *,
                              progress=progress, desc=desc, unit=unit, total=total, describe=describe)
 
 
-def _pool_imap(pool, fn, items, workers, ordered, chunksize, max_pending, bar, describe) -> Iterator[Any]:
+def _pool_imap(pool, fn, items, workers, ordered, chunksize, max_pending, bar, describe, busy) -> Iterator[Any]:
     limit = max(1, int(max_pending if max_pending is not None else 4 * workers))
     done: queue.Queue = queue.Queue()
     it = iter(items)
@@ -223,6 +235,7 @@ def _pool_imap(pool, fn, items, workers, ordered, chunksize, max_pending, bar, d
         while not exhausted and len(chunks) < limit:
             if not submit():
                 exhausted = True
+        busy[0] = len(chunks)
         if not chunks:
             return
         k, res, err = done.get()
@@ -234,12 +247,14 @@ def _pool_imap(pool, fn, items, workers, ordered, chunksize, max_pending, bar, d
             results[k] = res
             while next_yield in results:
                 chunks.pop(next_yield)
+                busy[0] = len(chunks)
                 for r in results.pop(next_yield):
                     bar.update(1)
                     yield r
                 next_yield += 1
         else:
             chunks.pop(k)
+            busy[0] = len(chunks)
             for r in res:
                 bar.update(1)
                 yield r

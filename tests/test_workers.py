@@ -134,3 +134,11 @@ def test_ctrl_c_stops_the_pool_cleanly(tmp_path):
     assert proc.returncode == 0 and out.strip().endswith("interrupted")
     time.sleep(0.2)
     assert not any(pid_alive(p) for p in pids)
+
+
+def test_pool_survives_a_map_read_with_zip():
+    """zip() over a list stops without exhausting the map; with every result taken the pool stays up."""
+    with WorkerPool(2) as pool:
+        first = [r for _, r in zip(range(5), pool.imap(_slow_square, range(5), progress=False))]
+        second = list(pool.imap(_slow_square, range(3), progress=False))
+    assert first == [0, 1, 4, 9, 16] and second == [0, 1, 4]

@@ -7,9 +7,11 @@ temporary name that is renamed only when the condition is complete; ``<condition
 follows, then the condition is recorded in ``params.json``. A rerun skips every condition whose files
 agree with params.json, the parameters and the manifest rows, and recomputes the others.
 
-CPU path: a process pool over files (one BLAS/OpenMP thread per worker), each worker computing all
-segments of an utterance in one batched call. GPU path: the pool only reads and segments the audio;
-the main process computes batches of segments with torch on the device.
+CPU path: a process pool over files (:mod:`lancet.workers`; one BLAS/OpenMP thread per worker), each
+worker computing all segments of an utterance in one batched call. GPU path: the pool only decodes
+and segments the audio; the main process sends batches of ``batch_size`` segments from many
+utterances to the device (:class:`~lancet.features.compute.TorchFeatures`, float64 FFT/Mel/log: within
+1e-5 of librosa) and writes batch k while batch k + 1 computes.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from lancet.features.store import (
     INDEX_COLUMNS, NpyStreamWriter, condition_file, condition_state, file_checksum, load_params, save_params,
 )
 
+WORKER_PRELOAD = ("numpy", "scipy.fft", "soundfile", "soxr", "librosa", "librosa.filters", "lancet.features.extract")
 MANIFEST_COLUMNS = ("id", "condition", "path", "session", "speaker", "gender", "improvised", "class")
 DTYPES = ("float32", "float16")
 
@@ -303,18 +306,14 @@ def _extract_features_locked(
             todo.append((cond, crows, fp))
 
     if todo:
-        _warm_up(params, seg)  # before forking, so every worker inherits loaded modules and caches
-        mode = "features" if dev == "cpu" else "segments"
-        initargs = (params, seg, dtype, mode)
-        gpu = None
-        if workers > 1:
-            import multiprocessing
+        from lancet.workers import WorkerPool
 
-            pool = multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(*initargs, True))
-        else:
-            pool = None
-            _init_worker(*initargs, False)
-        try:
+        _warm_up(params, seg)  # the caller's own caches (and, with one worker, the only ones)
+        mode = "features" if dev == "cpu" else "segments"
+        gpu = None
+        # one pool for every condition (lancet.workers: forkserver, never fork); the fork server imports
+        # librosa and friends once, so each worker starts warm
+        with WorkerPool(workers, _init_worker, (params, seg, dtype, mode, workers > 1), preload=WORKER_PRELOAD) as pool:
             if dev != "cpu":
                 gpu = TorchFeatures(params, seg.sample_rate, "cpu" if dev == "torch-cpu" else dev)
             for cond, crows, fp in todo:
@@ -322,10 +321,6 @@ def _extract_features_locked(
                                             gpu, batch_size, progress)
                 summary.conditions.append(result)
                 log(_describe(result))
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
 
     order = {c: i for i, c in enumerate(groups)}
     summary.conditions.sort(key=lambda r: order[r.condition])
@@ -366,11 +361,8 @@ def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], finger
     F, T = feature_shape(params, seg)
     sr = seg.sample_rate
     paths = [r["path"] for r in crows]
-    if pool is not None:
-        chunksize = max(1, min(16, len(paths) // (workers * 8)))
-        results = pool.imap(_work, paths, chunksize=chunksize)
-    else:
-        results = map(_work, paths)
+    results = pool.imap(_work, paths, chunksize=max(1, min(16, len(paths) // (workers * 8))), progress=False,
+                        describe=str)
 
     index: list[dict[str, Any]] = []
     skipped: Counter = Counter()
@@ -378,15 +370,21 @@ def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], finger
     short = 0
     pending: list[np.ndarray] = []
     pending_n = 0
+    in_flight = None  # GPU path: one batch computing while the workers' next results arrive
 
     with atomic_path(condition_file(out, cond, ".npy"), ".npy") as tmp:
         writer = NpyStreamWriter(tmp, (F, T), dtype)
         try:
-            def flush() -> None:
-                nonlocal pending, pending_n
-                if pending:
-                    writer.append(gpu(np.concatenate(pending)).astype(dtype, copy=False))
-                    pending, pending_n = [], 0
+            def flush(last: bool = False) -> None:
+                nonlocal pending, pending_n, in_flight
+                queued = gpu.submit(np.concatenate(pending), dtype) if pending else None
+                pending, pending_n = [], 0
+                if in_flight is not None:
+                    writer.append(in_flight.result())
+                in_flight = queued
+                if last and in_flight is not None:
+                    writer.append(in_flight.result())
+                    in_flight = None
 
             bar = tqdm(total=len(paths), desc=f"{params.kind} {cond}", unit="utt", disable=not progress, leave=False)
             for row, res in zip(crows, results):
@@ -414,7 +412,8 @@ def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], finger
                         "label": row.get("label", ""), "class": row["class"], "start_s": round(start / sr, 6),
                         "valid_frames": valid_frames(params, n_real, T),
                     })
-            flush()
+            if gpu is not None:
+                flush(last=True)
             bar.close()
             if writer.count != len(index):  # pragma: no cover - internal consistency
                 raise RuntimeError(f"{cond}: wrote {writer.count} segments but indexed {len(index)}")
