@@ -261,7 +261,7 @@ def online_corpus(tmp_path_factory):
     return read_manifest(manifest), noise
 
 
-def _augmenter(online_corpus, noise_types=("babble", "ambient", "white"), reverb_prob=0.5, **kw):
+def _augmenter(online_corpus, noise_types=("babble", "ambient", "white"), reverb_prob=0.5, epochs=0, **kw):
     from lancet.features.params import SegmentParams, make_params, params_record
     from lancet.training.online import OnlineAugmenter, OnlineSettings, TrainUtterance
 
@@ -272,7 +272,7 @@ def _augmenter(online_corpus, noise_types=("babble", "ambient", "white"), reverb
                               shared_noise_dir=None, **kw)
     return OnlineAugmenter([TrainUtterance(u.id, u.path, u.speaker, 0) for u in train],
                            sorted({u.speaker for u in train}), ["Ses03F", "Ses03M"], record, settings, seed=7,
-                           log=lambda m: None)
+                           log=lambda m: None, epochs=epochs)
 
 
 def test_online_mixer_snr_measured_back_and_sources_fold_safe(online_corpus):
@@ -343,6 +343,11 @@ def test_online_epochs_differ_and_repeat_for_a_seed(online_corpus):
     assert np.array_equal(a.sources[0], a2.sources[0])
     assert not np.allclose(a.sources[0], b.sources[0])
     assert len(a) == len(b) and np.array_equal(a.labels, b.labels)
+    ahead = _augmenter(online_corpus, noise_types=("white", "ambient"), reverb_prob=0.0, epochs=3)
+    first = ahead.epoch_table(0)           # starts mixing epoch 1 in the background
+    assert 1 in ahead._ahead
+    assert np.array_equal(first.sources[0], a.sources[0])
+    assert np.array_equal(ahead.epoch_table(1).sources[0], b.sources[0])
 
 
 # ----------------------------------------------------------------------------- through the trainer

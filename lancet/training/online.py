@@ -27,6 +27,7 @@ epoch k sees the same noisy data it would have seen.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -145,7 +146,9 @@ class OnlineAugmenter:
     def __init__(self, utterances: Sequence[TrainUtterance], train_speakers: Sequence[str],
                  blocked_speakers: Sequence[str], feature_record: dict, settings: OnlineSettings,
                  seed: int, device: str = "cpu", log: Callable[[str], None] = print,
-                 cache_bytes: int = 4 << 30) -> None:
+                 cache_bytes: int = 4 << 30, epochs: int = 0) -> None:
+        """``epochs`` > 0: while the loop trains on epoch k, a background thread mixes epoch k + 1 (below
+        ``epochs``), so the noise and feature work overlaps training (numpy and torch release the GIL)."""
         from lancet.features import TorchFeatures
         from lancet.features.params import params_from_record
 
@@ -162,6 +165,9 @@ class OnlineAugmenter:
         if self.seg.sample_rate != SAMPLE_RATE:
             raise LancetError(f"features at {self.seg.sample_rate} Hz; online mixing works at {SAMPLE_RATE} Hz")
         self.shape = tuple(int(v) for v in feature_record["shape"])
+        self.epochs = int(epochs)
+        self._ahead: dict[int, "cf.Future"] = {}
+        self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lancet-online") if epochs > 0 else None
         self.features = TorchFeatures(self.params, self.seg.sample_rate, device=str(device))
         self.cache = _Cache(cache_bytes)
         self.xf = int(round(settings.crossfade_s * SAMPLE_RATE))
@@ -247,8 +253,18 @@ class OnlineAugmenter:
         lengths = np.array([valid_frames(self.params, r, self.shape[1]) for r in real], dtype=np.int64)
         return feats, lengths
 
-    def epoch_table(self, epoch: int, batch_segments: int = 512) -> SegmentTable:
+    def epoch_table(self, epoch: int) -> SegmentTable:
         """A fresh noisy copy of every training utterance: the segment table of epoch ``epoch`` (0-based).
+
+        The same for a given (seed, epoch) whether it was prepared ahead or not; starts preparing the next."""
+        fut = self._ahead.pop(epoch, None)
+        table = fut.result() if fut is not None else self.make_table(epoch)
+        if self._pool is not None and epoch + 1 < self.epochs and epoch + 1 not in self._ahead:
+            self._ahead[epoch + 1] = self._pool.submit(self.make_table, epoch + 1)
+        return table
+
+    def make_table(self, epoch: int, batch_segments: int = 512) -> SegmentTable:
+        """Mix and featurise epoch ``epoch``'s copy of the training utterances.
 
         Segments of many utterances go through the feature path together (``batch_segments`` at a time):
         one FFT call per batch, on the GPU when training runs there."""

@@ -223,4 +223,4 @@ def make_online(trainer, unit):
                           f"{unit.fold.name} (e.g. {missing[0]})")
     return OnlineAugmenter(utts, unit.fold.train_speakers, tuple(unit.fold.test_speakers) + tuple(unit.fold.val_speakers),
                            trainer.store.params, online_settings(cfg), seed=unit.seed, device=str(trainer.device),
-                           log=trainer.log)
+                           log=trainer.log, epochs=cfg.epochs)
