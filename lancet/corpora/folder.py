@@ -29,8 +29,10 @@ def utterance_id(path: Path, root: Path) -> str:
     """A file-name-safe id from the path relative to ``root`` (the file name alone when outside it).
 
     Example:
-        >>> utterance_id(Path("/data/spk1/take 2.wav"), Path("/data")), utterance_id(Path("/data/.x.wav"), Path("/data"))
-        ('spk1_take_2', 'x')
+        >>> utterance_id(Path("/data/spk1/take 2.wav"), Path("/data"))
+        'spk1_take_2'
+        >>> utterance_id(Path("/data/.x.wav"), Path("/data"))
+        'x'
     """
     try:
         rel = path.relative_to(root)

@@ -18,7 +18,8 @@ from lancet.errors import LancetError
 def add_common_flags(parser: argparse.ArgumentParser, manifest: str, converted_dir: str,
                      classes: str = DEFAULT_CLASSES, folds_k: int = DEFAULT_FOLDS,
                      fold_seed: int = DEFAULT_FOLD_SEED) -> None:
-    """``--manifest``, ``--converted-dir``, ``--classes``, ``--folds-k`` and ``--fold-seed`` with the script's defaults."""
+    """``--manifest``, ``--converted-dir``, ``--classes``, ``--folds-k`` and ``--fold-seed``, with the script's
+    defaults (its constants)."""
     parser.add_argument("--manifest", default=manifest, help=f"manifest CSV to write (default {manifest})")
     parser.add_argument("--converted-dir", default=converted_dir,
                         help=f"where audio that is not 16 kHz mono is converted, once (default {converted_dir})")
@@ -26,7 +27,8 @@ def add_common_flags(parser: argparse.ArgumentParser, manifest: str, converted_d
                         help=f"4class: neutral/happy/sad/angry, shared by every corpus; all: the corpus's own "
                              f"full set (default {classes})")
     parser.add_argument("--folds-k", type=int, default=folds_k,
-                        help=f"speaker groups for leave-one-group-out, written as the session column (default {folds_k})")
+                        help=f"speaker groups for leave-one-group-out, written as the session column "
+                             f"(default {folds_k})")
     parser.add_argument("--fold-seed", type=int, default=fold_seed,
                         help=f"seed of the speaker groups; the same seed gives the same groups (default {fold_seed})")
 
