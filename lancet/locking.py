@@ -115,21 +115,14 @@ def output_lock(folder: str | os.PathLike, wait: bool = False, poll_s: float = 0
     """
     folder = Path(folder)
     created = not folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LancetError(f"{folder}: cannot create the output folder ({exc.strerror})") from None
+    folder.mkdir(parents=True, exist_ok=True)  # an OSError (read-only, full) names the path: run_cli prints it
     path = folder / LOCK_NAME
     info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300] if sys.argv else "?"}
     said = False
     while True:
-        try:
-            if _try_create(path, info):
-                break
-        except OSError as exc:
-            raise LancetError(f"{path}: cannot create the lock file ({exc.strerror}); "
-                              f"is the output folder writable?") from None
+        if _try_create(path, info):
+            break
         holder = read_lock(folder)
         if holder is None:
             continue  # released between our two looks

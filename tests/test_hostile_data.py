@@ -392,7 +392,7 @@ def test_really_read_only_output_folder(tmp_path):
     (tmp_path / "ro").chmod(0o555)
     try:
         err = one_line_error(script(HANDLE, "--manifest", manifest, "--clean-only", "--out", tmp_path / "ro" / "s"),
-                             code=2)
+                             code=1)
         assert str(tmp_path / "ro") in err
     finally:
         (tmp_path / "ro").chmod(0o755)
@@ -471,3 +471,38 @@ def test_augmented_row_naming_a_file_outside_is_not_followed(hostile):
     standardise(hostile["manifest"], root / "aug", root / "std", mode="copy", log=quiet)
     placed = root / "std" / "white_0dB" / f"{rows[0]['id']}__white_0dB.wav"
     assert placed.read_bytes() == Path(honest).read_bytes() != hostile["victim"].read_bytes()
+
+
+@pytest.fixture()
+def read_only_folder(tmp_path):
+    """A really read-only folder (a read-only bind mount: chmod does not stop root); skipped where mounting
+    is not allowed."""
+    src, ro = tmp_path / "ro_src", tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+    r = subprocess.run(["mount", "--bind", str(src), str(ro)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot bind-mount here (not root or no mount permission); simulated above")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        yield ro
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def test_really_read_only_output_folders(tmp_path, read_only_folder):
+    ro = read_only_folder
+    manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses01M"), per_speaker=1, seconds=2.2)
+    standardise(manifest, None, tmp_path / "std", log=quiet)
+    runs = {
+        PREPARE: ["--iemocap-dir", tmp_path / "IEMOCAP", "--manifest", ro / "m.csv"],
+        AUGMENT: ["--manifest", manifest, "--out", ro / "aug", "--workers", "1", "--no-progress", "--no-reverb",
+                  "--noise-types", "white", "--snrs", "0"],
+        HANDLE: ["--manifest", manifest, "--clean-only", "--out", ro / "std"],
+        MEL: ["--manifest", tmp_path / "std" / "manifest.csv", "--out", ro / "mel", "--workers", "1",
+              "--no-progress", "--device", "cpu"],
+    }
+    for path, argv in runs.items():
+        err = one_line_error(script(path, *argv), code=1)
+        assert err.startswith(f"error: {ro}") and "Read-only file system" in err and "read-only" in err, err
