@@ -37,6 +37,20 @@ def describe_os_error(exc: OSError) -> str:
     return f"{where}{what}{hint}"
 
 
+def machine_error(exc: BaseException) -> str | None:
+    """The one line for an error of the machine (see :data:`ENVIRONMENT_ERRNOS`) or of a sound file, looked
+    for in ``exc`` and its causes (a worker pool wraps a worker's error), or None for anything else."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in ENVIRONMENT_ERRNOS:
+            return describe_os_error(seen)
+        if type(seen).__module__.startswith("soundfile"):  # LibsndfileError: 'System error.' on a full disk
+            first = str(seen).splitlines()[0] if str(seen) else type(seen).__name__
+            return f"{first} (sound file; is the disk full or the folder read-only?)"
+        seen = seen.__cause__
+    return None
+
+
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run a script's ``main`` and print problems the user can fix as one line, never a traceback.
 
@@ -52,16 +66,11 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
         sys.exit(130)
-    except OSError as exc:
-        if exc.errno not in ENVIRONMENT_ERRNOS:
-            raise
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
-        sys.exit(1)
     except Exception as exc:
-        if not type(exc).__module__.startswith("soundfile"):  # LibsndfileError: 'System error.' on a full disk
+        line = machine_error(exc)
+        if line is None:
             raise
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"error: {first} (sound file; is the disk full or the folder read-only?)", file=sys.stderr)
+        print(f"error: {line}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code or 0)
 

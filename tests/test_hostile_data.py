@@ -506,3 +506,24 @@ def test_really_read_only_output_folders(tmp_path, read_only_folder):
     for path, argv in runs.items():
         err = one_line_error(script(path, *argv), code=1)
         assert err.startswith(f"error: {ro}") and "Read-only file system" in err and "read-only" in err, err
+
+
+@pytest.fixture()
+def full_disk(tmp_path):
+    """A really full disk: a 48 kB tmpfs (skipped where mounting is not allowed)."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root or no mount permission); simulated above")
+    try:
+        yield full
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_really_full_disk_is_one_line(tmp_path, full_disk, workers):
+    manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses01M"), per_speaker=2, seconds=1.0)
+    err = one_line_error(script(AUGMENT, "--manifest", manifest, "--out", full_disk / "aug", "--workers", workers,
+                                "--no-progress", "--no-reverb", "--noise-types", "white", "--snrs", "0", "10"), code=1)
+    assert err.startswith(f"error: {full_disk / 'aug'}") and "the disk is full" in err, err
