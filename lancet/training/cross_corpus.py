@@ -33,8 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .runner import Trainer, Unit
 
 CROSS_DIR = "cross_corpus"
-# params.json entries that do not decide the numbers of a feature (where it came from, what it holds)
-_NOT_SETTINGS = ("conditions", "manifest", "device", "created", "class_names", "checksums")
+# params.json entries that do not decide what a feature means (where it came from, what it holds, float16 or 32)
+_NOT_SETTINGS = ("conditions", "manifest", "device", "created", "class_names", "checksums", "dtype")
 
 
 def feature_settings(params: dict[str, Any]) -> dict[str, Any]:
