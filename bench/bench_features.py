@@ -63,7 +63,8 @@ def _peak_mib() -> tuple[float, float]:
     return self_kib / 1024, child_kib / 1024
 
 
-def run_method(method: str, manifest: str, kind: str, condition: str, workers: int, out: str) -> dict:
+def run_method(method: str, manifest: str, kind: str, condition: str, workers: int, out: str,
+               batch_size: int = 2048) -> dict:
     """Run one method in this process; returns timings (called in a subprocess)."""
     from lancet.features import SegmentParams, extract_features, librosa_reference, make_params, segment_audio
     from lancet.features.extract import read_combined_manifest
@@ -91,7 +92,7 @@ def run_method(method: str, manifest: str, kind: str, condition: str, workers: i
             n_seg += feats.shape[0]
     else:
         summary = extract_features(manifest, out, kind=kind, workers=workers, device=method, conditions=[condition],
-                                   overwrite=True, progress=False, log=lambda s: None)
+                                   overwrite=True, progress=False, log=lambda s: None, batch_size=batch_size)
         n_seg = summary.n_segments
     wall = time.perf_counter() - t0
     cpu = _cpu_seconds() - c0
@@ -108,13 +109,16 @@ def main() -> int:
     ap.add_argument("--n-synthetic", type=int, default=200, help="synthetic utterances when no manifest is given")
     ap.add_argument("--kinds", nargs="+", default=["mel", "mfcc", "spectrogram"], choices=["mel", "mfcc", "spectrogram"])
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="workers of the CPU path")
+    ap.add_argument("--methods", nargs="+", default=["naive", "cpu", "cuda"], choices=["naive", "cpu", "cuda"],
+                    help="which to time (cuda only where present); the speed-up column is over the first")
+    ap.add_argument("--batch-size", type=int, default=2048, help="segments per device batch of the GPU path")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--_run", nargs=5, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args._run:  # child: run one method and print its result as JSON
         method, manifest, kind, condition, out = args._run
-        print(json.dumps(run_method(method, manifest, kind, condition, args.workers, out)))
+        print(json.dumps(run_method(method, manifest, kind, condition, args.workers, out, args.batch_size)))
         return 0
 
     with tempfile.TemporaryDirectory(prefix="lancet_bench_") as tmp:
@@ -133,11 +137,11 @@ def main() -> int:
             manifest = tmp / "limited.csv"
             save_csv(manifest, rows, list(read_csv(args.manifest)[0]))
             source += f" (first {args.limit} of {args.condition})"
-        methods = ["naive", "cpu"]
+        methods = [m for m in args.methods if m != "cuda"]
         try:
             import torch
 
-            if torch.cuda.is_available():
+            if "cuda" in args.methods and torch.cuda.is_available():
                 methods.append("cuda")
         except ImportError:
             pass
@@ -148,7 +152,8 @@ def main() -> int:
         for kind in args.kinds:
             base = None
             for method in methods:
-                cmd = [sys.executable, __file__, "--workers", str(args.workers), "--_run", method, str(manifest),
+                cmd = [sys.executable, __file__, "--workers", str(args.workers), "--batch-size", str(args.batch_size),
+                       "--_run", method, str(manifest),
                        kind, args.condition, str(tmp / f"out_{kind}_{method}")]
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if proc.returncode != 0:
