@@ -278,17 +278,20 @@ def estimate_unit_bytes(build, batch_size: int, input_shape: tuple[int, int], da
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device)
-    model = build().to(device)
-    opt = torch.optim.RAdam(model.parameters())
-    x = torch.randn(batch_size, 1, *input_shape, device=device)
-    ctx = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    with ctx:
-        loss = model(x).float().logsumexp(-1).mean()
-    loss.backward()
-    opt.step()
-    torch.cuda.synchronize(device)
-    peak = torch.cuda.max_memory_allocated(device) - base
-    del model, opt, x, loss
+    try:
+        model = build().to(device)
+        opt = torch.optim.RAdam(model.parameters())
+        x = torch.randn(batch_size, 1, *input_shape, device=device)
+        ctx = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+        with ctx:
+            loss = model(x).float().logsumexp(-1).mean()
+        loss.backward()
+        opt.step()
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - base
+        del model, opt, x, loss
+    except torch.cuda.OutOfMemoryError:  # one unit barely fits (or not): never more than one at once
+        peak = torch.cuda.get_device_properties(device).total_memory
     torch.cuda.empty_cache()
     return float(peak) * 1.2 + float(data_bytes)   # allocator fragmentation
 

@@ -464,6 +464,8 @@ class Trainer:
 
     def resolve_jobs(self) -> int:
         """``--jobs``, or (0) as many units at once as fit this rank's device (see distributed.auto_jobs)."""
+        if self.cfg.jobs < 0:
+            raise LancetError(f"--jobs must be 0 (as many as fit) or more, got {self.cfg.jobs}")
         if self.cfg.jobs > 0:
             return self.cfg.jobs
         todo = sum(not self.metrics_path(u).is_file() for u in self.units)
@@ -494,11 +496,20 @@ class Trainer:
         from lancet.workers import imap
 
         threads = max(1, self.threads // jobs) if self.device.type == "cpu" else 1
+        cfg = self.cfg
+        if self.device.type == "cuda" and getattr(cfg, "device_budget_gb", None) == 0:
+            import dataclasses
+
+            import torch
+
+            # each worker may keep its segments on the GPU: share the default budget (half the free memory)
+            free, _ = torch.cuda.mem_get_info(self.device)
+            cfg = dataclasses.replace(cfg, device_budget_gb=0.5 * free / jobs / 2**30)
         self.log(f"training {jobs} units at once on {self.device}"
                  + (f", {threads} CPU thread(s) each" if self.device.type == "cpu" else ""))
         keys = (unit.key for unit in self._claimed_units())
         for key in imap(distributed.job_run_unit, keys, workers=jobs, initializer=distributed.job_init,
-                        initargs=(self.cfg, str(self.device), threads), ordered=False, max_pending=jobs,
+                        initargs=(cfg, str(self.device), threads), ordered=False, max_pending=jobs,
                         progress=False, describe=lambda k: f"unit {k}", preload=("torch", "lancet.training.runner")):
             self.log(f"[{key}] done")
 
