@@ -28,8 +28,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         yield tmp
         os.replace(tmp, path)
     except OSError as exc:
-        if exc.filename is None and exc.errno is not None:  # a write() on a full disk names no file: name it
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        # name the real file, not its temporary; a write() on a full disk names no file at all
+        names = [str(path) if f is None or str(f) == str(tmp) else f for f in (exc.filename, exc.filename2)]
+        if exc.errno is not None and names != [exc.filename, exc.filename2]:
+            if exc.filename2 is None:
+                raise OSError(exc.errno, exc.strerror, names[0]) from exc
+            raise OSError(exc.errno, exc.strerror, names[0], None, names[1]) from exc
         raise
     finally:
         if tmp.exists():

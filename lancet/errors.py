@@ -25,9 +25,9 @@ def describe_os_error(exc: OSError) -> str:
         'out/a.wav: No space left on device (the disk is full: free some space or choose another output folder, then rerun the same command to resume)'
     """
     where = "" if exc.filename is None else f"{exc.filename}: "
-    if exc.filename2 is not None:
-        where = f"{exc.filename} -> {exc.filename2}: "
     what = exc.strerror or str(exc)
+    if exc.filename2 is not None:  # copy, link, rename: the second path is the one being written
+        where, what = f"{exc.filename2}: ", f"{what} (from {exc.filename})"
     hint = ""
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         hint = " (the folder is read-only or not yours: choose a writable output folder)"

@@ -527,3 +527,14 @@ def test_really_full_disk_is_one_line(tmp_path, full_disk, workers):
     err = one_line_error(script(AUGMENT, "--manifest", manifest, "--out", full_disk / "aug", "--workers", workers,
                                 "--no-progress", "--no-reverb", "--noise-types", "white", "--snrs", "0", "10"), code=1)
     assert err.startswith(f"error: {full_disk / 'aug'}") and "the disk is full" in err, err
+
+
+def test_really_full_disk_in_standardisation_and_extraction(tmp_path, full_disk):
+    manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses01M"), per_speaker=2, seconds=2.2)
+    err = one_line_error(script(HANDLE, "--manifest", manifest, "--clean-only", "--mode", "copy",
+                                "--out", full_disk / "std"), code=1)
+    assert err.startswith(f"error: {full_disk / 'std'}") and "the disk is full" in err, err
+    standardise(manifest, None, tmp_path / "std", log=quiet)
+    err = one_line_error(script(MEL, "--manifest", tmp_path / "std" / "manifest.csv", "--out", full_disk / "mel",
+                                "--workers", "1", "--no-progress", "--device", "cpu"), code=1)
+    assert err.startswith(f"error: {full_disk / 'mel'}") and "the disk is full" in err, err
