@@ -4,10 +4,11 @@ For each device, model and batch size it times, after warm-up steps:
 
 * ``bare``   — forward, loss, backward and RAdam step on one batch already on the device (the model's
   own cost: the ceiling of any loop);
-* ``loop``   — the plain reference loop of lancet.training.loop (batch gather from the in-RAM table by
-  prefetch threads, copy, normalisation and mixup on the device, the same step): ``--compile off``;
-* ``before`` — the same loop with the optimizer of the previous version (per-parameter RAdam, not
-  ``foreach``), for the "no slower than before" check;
+* ``loop``   — the plain reference loop of lancet.training.loop (batch gather from the in-RAM table,
+  by prefetch threads on CUDA; copy, normalisation and mixup on the device; the same step):
+  ``--compile off``;
+* ``before`` — the same loop as the previous version ran it (per-parameter RAdam, not ``foreach``;
+  prefetch threads on the CPU too), for the "no slower than before" check;
 * ``fast``   — lancet.training.step (``--compile on``): segments resident on the device, the epoch's
   randomness drawn up front, forward+loss and optimizer step compiled (CUDA: CUDA graphs). On CPU
   only with ``--fast`` (compiling takes minutes per model on 2 cores).
@@ -37,7 +38,7 @@ import torch.nn.functional as F  # noqa: E402
 from lancet.models import FEATURE_SHAPES, build_model  # noqa: E402
 from lancet.training.data import SegmentTable, batch_indices, iter_batches, one_hot  # noqa: E402
 from lancet.training.evaluate import autocast_context  # noqa: E402
-from lancet.training.loop import TrainSettings, make_optimizer, resolve_amp, train_step  # noqa: E402
+from lancet.training.loop import TrainSettings, make_optimizer, prefetch_workers, resolve_amp, train_step  # noqa: E402
 from lancet.training.step import FastTrainer, draw_epoch  # noqa: E402
 
 
@@ -84,9 +85,10 @@ def bare_runner(name, shape, device, amp_dtype, batch, workers):
     return run
 
 
-def loop_runner(name, shape, device, amp_dtype, batch, workers, foreach=True):
-    """Steps of the plain loop: prefetched batches from an in-RAM table through ``train_step``."""
-    model, optimizer = _setup(name, shape, device, batch, foreach=foreach)
+def loop_runner(name, shape, device, amp_dtype, batch, workers, before=False):
+    """Steps of the plain loop: batches from an in-RAM table through ``train_step``. ``before``: as the
+    previous version ran it (per-parameter RAdam; prefetch threads on the CPU too)."""
+    model, optimizer = _setup(name, shape, device, batch, foreach=not before)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and amp_dtype == torch.float16))
     table = synthetic_table(batch * 16, shape)
     mean, std = torch.zeros(shape[0], 1, device=device), torch.ones(shape[0], 1, device=device)
@@ -94,7 +96,8 @@ def loop_runner(name, shape, device, amp_dtype, batch, workers, foreach=True):
 
     def batches():
         while True:  # epoch after epoch, as the trainer does
-            yield from iter_batches(table, batch_indices(len(table), batch, True, rng), workers=workers,
+            yield from iter_batches(table, batch_indices(len(table), batch, True, rng),
+                                    workers=workers if before else prefetch_workers(workers, table, device),
                                     pin=device.type == "cuda")
     it = batches()
 
@@ -169,7 +172,7 @@ def main() -> int:
                 runners = {"bare": bare_runner(name, shape, device, amp_dtype, batch, args.workers),
                            "loop": loop_runner(name, shape, device, amp_dtype, batch, args.workers)}
                 if not args.no_before:
-                    runners["before"] = loop_runner(name, shape, device, amp_dtype, batch, args.workers, foreach=False)
+                    runners["before"] = loop_runner(name, shape, device, amp_dtype, batch, args.workers, before=True)
                 if device.type == "cuda" or args.fast:
                     runners["fast"] = fast_runner(name, shape, device, amp_dtype, batch, args.workers)
                     t0 = time.perf_counter()

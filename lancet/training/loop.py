@@ -189,6 +189,13 @@ def _set_lr_kind(optimizer, scheduler, tensor_lr: bool) -> None:
                 state["step"] = state["step"].to(home, torch.float32)
 
 
+def prefetch_workers(workers: int, table: SegmentTable, device: torch.device) -> int:
+    """Threads that gather batches ahead: ``workers`` when they overlap something (reads from a memory
+    map, or the GPU computing meanwhile); none for an in-RAM table on the CPU, where a batch is one
+    memory copy and the threads would only take cores from the step itself."""
+    return workers if device.type == "cuda" or not table.in_ram else 0
+
+
 def train_step(model: torch.nn.Module, optimizer, scaler, batch: Batch, mean_t: torch.Tensor, std_t: torch.Tensor,
                n_classes: int, mixup_alpha: float, rng: np.random.Generator, device: torch.device,
                amp_dtype: torch.dtype | None, weight: torch.Tensor | None = None, norm=None, augment=None) -> torch.Tensor:
@@ -306,7 +313,8 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
             total_loss, seen = torch.zeros((), device=device), 0
             bar = tqdm(total=len(batches), desc=bar_desc, unit="batch", disable=not settings.progress, leave=True,
                        dynamic_ncols=True)
-            for step, batch in enumerate(iter_batches(train, batches, workers=settings.workers, pin=pin), 1):
+            workers = prefetch_workers(settings.workers, train, device)
+            for step, batch in enumerate(iter_batches(train, batches, workers=workers, pin=pin), 1):
                 step_rng = distributed.ShardRng(rng, ddp, global_sizes[step - 1]) if sharded else rng  # --ddp
                 loss = train_step(step_model, optimizer, scaler, batch, mean_t, std_t, n_classes, settings.mixup_alpha,
                                   step_rng, device, amp_dtype, weight, norm=train_norm,
