@@ -538,3 +538,31 @@ def test_really_full_disk_in_standardisation_and_extraction(tmp_path, full_disk)
     err = one_line_error(script(MEL, "--manifest", tmp_path / "std" / "manifest.csv", "--out", full_disk / "mel",
                                 "--workers", "1", "--no-progress", "--device", "cpu"), code=1)
     assert err.startswith(f"error: {full_disk / 'mel'}") and "the disk is full" in err, err
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated"])
+def test_training_refuses_a_damaged_store_in_one_line(tmp_path, monkeypatch, damage):
+    """The issue's case: an array overwritten in place (same size) trained to a NaN model and exited 0."""
+    from lancet.features.store import file_checksum
+    from test_training import make_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    make_store(tmp_path / "features", conditions=("clean",), sessions=2, per_class=1)
+    folder = tmp_path / "features" / "mfcc"
+    record = json.loads((folder / PARAMS_FILE).read_text())
+    record["conditions"]["clean"]["checksum"] = file_checksum(folder / "clean.npy")
+    save_json(folder / PARAMS_FILE, record)
+    npy = folder / "clean.npy"
+    data = npy.read_bytes()
+    if damage == "overwritten":
+        npy.write_bytes(data[:-64] + np.full(16, np.nan, np.float32).tobytes())
+    else:
+        npy.write_bytes(data[: len(data) // 2])
+    r = subprocess.run([sys.executable, str(ROOT / "train_LANCET.py"), "--features-dir", str(tmp_path / "features"),
+                        "--features", "mfcc", "--models", "TCNet", "--epochs", "1", "--device", "cpu",
+                        "--results-dir", str(tmp_path / "results"), "--run-name", "t", "--threads", "1"],
+                       capture_output=True, text=True, env={**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+                       timeout=300)
+    err = one_line_error(r, code=2)
+    assert f"{npy}:" in err and ("checksum mismatch" if damage == "overwritten" else "truncated") in err
+    assert "rebuild it: python feature_extraction/extract_features_iemocap_mfcc.py" in err
