@@ -98,7 +98,7 @@ class TrainConfig:
                        "drawn per epoch; auto: on for CUDA, off for CPU; off: the plain reference loop", "run",
                        choices=COMPILE_MODES)
     eval_batch_size: int = opt(256, "segments per evaluation batch", "run")
-    workers: int = opt(2, "threads that gather batches ahead when segments stream from memory (0: none)", "run")
+    workers: int = opt(2, "threads that gather batches ahead, for memory-mapped segments or a GPU (0: none)", "run")
     threads: int = opt(0, "torch CPU threads (0: all cores)", "run")
     ram_budget_gb: float = opt(8.0, "a split's segments are copied to RAM when they fit, else the memory "
                                "map is indexed", "run")
