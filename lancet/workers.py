@@ -26,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import concurrent.futures.process  # noqa: F401 - BrokenProcessPool
 import multiprocessing as mp
 import os
 import queue
@@ -35,11 +37,15 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from lancet.errors import LancetError
 
-__all__ = ["WorkerError", "WorkerPool", "imap", "default_context", "available_cpus"]
+__all__ = ["WorkerError", "WorkerDied", "WorkerPool", "imap", "default_context", "available_cpus"]
 
 
 class WorkerError(RuntimeError):
     """An item failed in a worker; the message names the item, ``__cause__`` holds the worker's error."""
+
+
+class WorkerDied(WorkerError):
+    """A worker process ended abruptly (a signal, the out-of-memory killer); the message names the items in flight."""
 
 
 def available_cpus() -> int:
@@ -121,7 +127,10 @@ class WorkerPool:
         ctx = mp.get_context(context or default_context())
         if ctx.get_start_method() == "forkserver" and preload:
             ctx.set_forkserver_preload(list(preload))
-        self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=(initializer, tuple(initargs)))
+        # concurrent.futures rather than multiprocessing.Pool: a worker that dies (killed, out of
+        # memory) breaks the executor with an error, where Pool silently replaces it and waits forever
+        self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
+                                            initargs=(initializer, tuple(initargs)))
 
     def __enter__(self) -> "WorkerPool":
         return self
@@ -135,16 +144,19 @@ class WorkerPool:
     def close(self) -> None:
         """Let the workers finish and exit."""
         if self._pool is not None:
-            self._pool.close()
-            self._pool.join()
+            self._pool.shutdown(wait=True)
             self._pool = None
         self._stopped = True
 
     def terminate(self) -> None:
         """Stop the workers now (an error or Ctrl-C)."""
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            procs = list((getattr(self._pool, "_processes", None) or {}).values())  # no public handle before 3.14
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.join(timeout=10)
             self._pool = None
         self._stopped = True
 
@@ -226,8 +238,13 @@ def _pool_imap(pool, fn, items, workers, ordered, chunksize, max_pending, bar, d
             return False
         k = next_submit
         chunks[k] = chunk
-        pool.apply_async(_run_chunk, (fn, chunk), callback=lambda r, k=k: done.put((k, r, None)),
-                         error_callback=lambda e, k=k: done.put((k, None, e)))
+        try:
+            fut = pool.submit(_run_chunk, fn, chunk)
+        except cf.BrokenExecutor as exc:  # a worker died earlier
+            done.put((k, None, exc))
+        else:
+            fut.add_done_callback(lambda f, k=k: done.put((k, None, f.exception()) if f.exception() is not None
+                                                          else (k, f.result(), None)))
         next_submit += 1
         return True
 
@@ -242,6 +259,11 @@ def _pool_imap(pool, fn, items, workers, ordered, chunksize, max_pending, bar, d
         if err is not None:
             chunk = chunks[k]
             item, exc = (chunk[err.pos], err.exc) if isinstance(err, _Failed) else (chunk[0], err)
+            if isinstance(exc, cf.process.BrokenProcessPool):  # which item killed it is unknowable: name all in flight
+                flight = [describe(i) for c in chunks.values() for i in c]
+                raise WorkerDied(f"{', '.join(flight[:6])}{' ...' if len(flight) > 6 else ''}: WorkerDied: a worker "
+                                  f"process died (killed, or out of memory?) while "
+                                  f"{'this item was' if len(flight) == 1 else 'one of these items was'} in flight") from exc
             _raise_for(item, exc, describe)
         if ordered:
             results[k] = res

@@ -171,6 +171,52 @@ def test_resume_after_a_rank_dies(features, reference, tmp_path):
     assert sum(again.values()) + r.stdout.count("finished earlier; skipped") == len(UNITS)
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = _children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the workers")
+def test_jobs_resume_after_a_worker_is_killed(features, reference, tmp_path):
+    """--jobs 2: a unit's worker killed (as the out-of-memory killer would) stops the run with a one-line
+    error naming the units in flight; the same command again completes with the one-by-one results."""
+    _, ref = reference
+    proc = subprocess.Popen(_cmd(features, tmp_path, "jk", "--jobs", "2"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    ckpts = tmp_path / "jk" / "checkpoints"
+    killed = False
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if ckpts.is_dir() and any(ckpts.rglob("last.pt")):
+            # the pool's workers: children of the fork server (which runs the same module as they do)
+            server = [p for p in _descendants(proc.pid) if "forkserver" in _cmdline(p)]
+            workers = [p for p in server if any(p in _children(q) for q in server)]
+            if workers:
+                os.kill(workers[0], signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=120)
+    assert killed, out[-2000:] + err[-2000:]
+    assert proc.returncode == 2, err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err[-3000:]
+    assert errors[0].startswith("error: unit ") and "worker process died" in errors[0] and "rerun the same command" in errors[0]
+    _run(_cmd(features, tmp_path, "jk", "--jobs", "2"))
+    assert _metrics(tmp_path, "jk") == ref
+
+
 def test_ddp_two_ranks_train_each_unit_with_the_global_batch(features, tmp_path):
     r = _run(_cmd(features, tmp_path, "ddp", "--ddp", "--folds", "1", ranks=2))
     # both ranks train the unit; together they see every training segment in global batches of 8

@@ -40,6 +40,13 @@ def _pid(_: int) -> int:
     return os.getpid()
 
 
+def _die_on_3(x: int) -> int:
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+    time.sleep(0.05)
+    return x
+
+
 _INIT: dict = {}
 
 
@@ -142,3 +149,8 @@ def test_pool_survives_a_map_read_with_zip():
         first = [r for _, r in zip(range(5), pool.imap(_slow_square, range(5), progress=False))]
         second = list(pool.imap(_slow_square, range(3), progress=False))
     assert first == [0, 1, 4, 9, 16] and second == [0, 1, 4]
+
+
+def test_a_killed_worker_is_an_error_not_a_hang():
+    with pytest.raises(WorkerError, match=r"item 3.*: WorkerDied: a worker process died"):
+        list(imap(_die_on_3, range(8), workers=2, describe=lambda x: f"item {x}", progress=False))

@@ -493,7 +493,7 @@ class Trainer:
             for unit in self._claimed_units():
                 self.run_unit(unit)
             return
-        from lancet.workers import imap
+        from lancet.workers import WorkerDied, imap
 
         threads = max(1, self.threads // jobs) if self.device.type == "cpu" else 1
         cfg = self.cfg
@@ -508,10 +508,14 @@ class Trainer:
         self.log(f"training {jobs} units at once on {self.device}"
                  + (f", {threads} CPU thread(s) each" if self.device.type == "cpu" else ""))
         keys = (unit.key for unit in self._claimed_units())
-        for key in imap(distributed.job_run_unit, keys, workers=jobs, initializer=distributed.job_init,
-                        initargs=(cfg, str(self.device), threads), ordered=False, max_pending=jobs,
-                        progress=False, describe=lambda k: f"unit {k}", preload=("torch", "lancet.training.runner")):
-            self.log(f"[{key}] done")
+        try:
+            for key in imap(distributed.job_run_unit, keys, workers=jobs, initializer=distributed.job_init,
+                            initargs=(cfg, str(self.device), threads), ordered=False, max_pending=jobs,
+                            progress=False, describe=lambda k: f"unit {k}", preload=("torch", "lancet.training.runner")):
+                self.log(f"[{key}] done")
+        except WorkerDied as exc:  # killed from outside (out of memory?): not a bug to trace back
+            raise LancetError(f"{exc}; rerun the same command to resume (finished units are kept, "
+                              f"interrupted ones continue from their last epoch)") from None
 
     def _run_units_together(self) -> None:
         """``--ddp``: every rank trains every unit, each on its shard of every batch."""
