@@ -145,18 +145,19 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2, help="batch-prefetch threads of the loop")
     p.add_argument("--fast", action="store_true", help="also time the compiled fast path on CPU (slow to compile)")
     p.add_argument("--no-before", action="store_true", help="skip the previous version's optimizer")
-    p.add_argument("--no-cuda", action="store_true")
+    p.add_argument("--devices", nargs="+", default=["cpu", "cuda"], choices=["cpu", "cuda"],
+                   help="where to time (cuda only when present)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
 
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
-    devices = [torch.device("cpu")]
-    if torch.cuda.is_available() and not args.no_cuda:
+    devices = [torch.device("cpu")] if "cpu" in args.devices else []
+    if torch.cuda.is_available() and "cuda" in args.devices:
         torch.backends.cudnn.benchmark = True
         devices.append(torch.device("cuda"))
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {threads} CPU thread(s)"
-          + (f", {torch.cuda.get_device_name(0)}" if len(devices) > 1 else ", no CUDA"), flush=True)
+          + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no CUDA"), flush=True)
     shape = FEATURE_SHAPES[args.kind]
     results = []
     print(f"{'device':6s} {'model':7s} {'batch':>5s} {'bare/s':>9s} {'loop/s':>9s} {'loop%':>6s} {'before/s':>9s} "

@@ -85,9 +85,9 @@ step features 70 "$PY" bench/bench_features.py --n-synthetic "$N_WAVS" --kinds m
 
 # 3. training throughput: the trainer's loop and the bare step, batch 32 and 256
 #    (targets: LANCET on log-Mel >= 10,000 seg/s at batch 32; TC-Net and GLAM on MFCC >= 20,000)
-step training 70 "$PY" bench/bench_training.py --models LANCET TCNet $TRAIN_ARGS --no-before \
+step training 70 "$PY" bench/bench_training.py --models LANCET TCNet $TRAIN_ARGS --no-before --devices cuda \
     --json "$OUT_DIR/training.json"
-step training_mfcc 40 "$PY" bench/bench_training.py --kind mfcc --models GLAM TCNet $TRAIN_ARGS --no-before \
+step training_mfcc 40 "$PY" bench/bench_training.py --kind mfcc --models GLAM TCNet $TRAIN_ARGS --no-before --devices cuda \
     --json "$OUT_DIR/training_mfcc.json"
 
 # 4. the full recipe's data (IEMOCAP size), 5 folds, few epochs: minutes extrapolated to 50 epochs
