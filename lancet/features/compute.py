@@ -205,17 +205,21 @@ class TorchFeatures:
             db = db - db.amax(dim=(1, 2), keepdim=True)
         return db[:, :, : p.n_bins].transpose(1, 2)
 
-    def submit(self, segments: np.ndarray, out_dtype: str = "float32") -> "PendingFeatures":
-        """Queue the features of ``segments`` (n, L); :meth:`PendingFeatures.result` gives them as numpy."""
+    def submit(self, segments, out_dtype: str = "float32") -> "PendingFeatures":
+        """Queue the features of ``segments`` (n, L), numpy or a CPU tensor (a pinned one is copied to the
+        device asynchronously: keep it unchanged until :meth:`PendingFeatures.result` returns)."""
         torch = self.torch
-        x = torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32))
+        if isinstance(segments, torch.Tensor):  # e.g. a pinned batch buffer: copied to the device asynchronously
+            x = segments.float()
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(segments, dtype=np.float32))
         if x.ndim == 1:
             x = x[None]
         step = max(1, int(self.CHUNK_BYTES // max(1.0, self._spectrum_bytes_per_sample * x.shape[-1])))
         outs = []
         with torch.no_grad():
             for i in range(0, x.shape[0], step):
-                chunk = x[i:i + step].to(self.device, non_blocking=False).to(self.dtype)
+                chunk = x[i:i + step].to(self.device, non_blocking=x.is_pinned()).to(self.dtype)
                 outs.append(self._compute(chunk).to(getattr(torch, out_dtype)))
             out = outs[0] if len(outs) == 1 else torch.cat(outs)
             if self.device.type != "cuda":

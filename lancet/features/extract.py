@@ -38,7 +38,7 @@ from lancet.features.compute import TorchFeatures, compute_features
 from lancet.features.params import (
     FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
 )
-from lancet.features.segment import segment_audio, valid_frames
+from lancet.features.segment import segment_audio, segment_starts, valid_frames
 from lancet.features.store import (
     INDEX_COLUMNS, NpyStreamWriter, condition_file, condition_state, file_checksum, load_params, save_params,
 )
@@ -138,13 +138,22 @@ def skip_reason(message: str, path: str = "") -> str:
 def _work(path: str) -> tuple:
     """Read, segment and (in 'features' mode) compute one utterance.
 
-    Returns ("ok", array, starts, real_samples), ("short",) or ("skip", reason, message).
+    Returns ("ok", array, starts, real_samples), ("short",) or ("skip", reason, message). The array
+    is the features ('features' mode) or, for the GPU path ('audio' mode), the decoded audio itself:
+    half the bytes of its overlapping segments through the pipe; the caller cuts them.
     """
     params, seg = _STATE["params"], _STATE["seg"]
     try:
         audio = load_audio(path, sr=seg.sample_rate)
     except AudioError as exc:
         return ("skip", skip_reason(str(exc), path), str(exc))
+    if _STATE["mode"] == "audio":
+        starts = segment_starts(len(audio), seg)
+        if not starts:
+            return ("short",)
+        length = seg.segment_samples
+        return ("ok", np.ascontiguousarray(audio, dtype=np.float32), starts,
+                [min(length, len(audio) - s) for s in starts])
     segments, starts, real = segment_audio(audio, seg)
     if not starts:
         return ("short",)
@@ -309,7 +318,7 @@ def _extract_features_locked(
         from lancet.workers import WorkerPool
 
         _warm_up(params, seg)  # the caller's own caches (and, with one worker, the only ones)
-        mode = "features" if dev == "cpu" else "segments"
+        mode = "features" if dev == "cpu" else "audio"
         gpu = None
         # one pool for every condition (lancet.workers: forkserver, never fork); the fork server imports
         # librosa and friends once, so each worker starts warm
@@ -348,6 +357,46 @@ def _describe(r: ConditionResult) -> str:
     return f"{r.condition}: {r.n_utterances} utterances -> {r.n_segments} segments in {r.seconds:.1f} s{extra}"
 
 
+class _DeviceBatches:
+    """GPU path: cuts segments from the workers' audio straight into a batch buffer (pinned on CUDA)
+    and keeps one batch computing on the device while the next one fills. Two buffers take turns; a
+    buffer is refilled only after its batch's features are back, so an asynchronous copy never reads
+    a half-overwritten buffer.
+
+    Shapes: audio (n_samples,) -> rows of (batch_size, L) -> ``append((rows, F, T))`` in order.
+    """
+
+    def __init__(self, gpu: TorchFeatures, batch_size: int, length: int, dtype: str, append) -> None:
+        import torch
+
+        pin = gpu.device.type == "cuda"
+        self.gpu, self.batch_size, self.dtype, self.append = gpu, batch_size, dtype, append
+        self.bufs = [torch.empty((batch_size, length), dtype=torch.float32, pin_memory=pin) for _ in range(2)]
+        self.views = [b.numpy() for b in self.bufs]
+        self.cur, self.n, self.in_flight = 0, 0, None
+
+    def add(self, audio: np.ndarray, starts: Sequence[int], real: Sequence[int]) -> None:
+        for start, n_real in zip(starts, real):
+            if self.n == self.batch_size:
+                self._flush()
+            row = self.views[self.cur][self.n]
+            row[:n_real] = audio[start:start + n_real]
+            row[n_real:] = 0.0  # a short utterance's padding
+            self.n += 1
+
+    def _flush(self) -> None:
+        queued = self.gpu.submit(self.bufs[self.cur][: self.n], self.dtype) if self.n else None
+        if self.in_flight is not None:
+            self.append(self.in_flight.result())  # also frees the other buffer
+        self.in_flight, self.n, self.cur = queued, 0, 1 - self.cur
+
+    def finish(self) -> None:
+        self._flush()
+        if self.in_flight is not None:
+            self.append(self.in_flight.result())
+            self.in_flight = None
+
+
 def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], fingerprint: str,
                        params: FeatureParams, seg: SegmentParams, dtype: str, record: dict[str, Any],
                        pool, workers: int, gpu: TorchFeatures | None, batch_size: int,
@@ -368,24 +417,11 @@ def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], finger
     skipped: Counter = Counter()
     skipped_list: list[dict[str, str]] = []
     short = 0
-    pending: list[np.ndarray] = []
-    pending_n = 0
-    in_flight = None  # GPU path: one batch computing while the workers' next results arrive
 
     with atomic_path(condition_file(out, cond, ".npy"), ".npy") as tmp:
         writer = NpyStreamWriter(tmp, (F, T), dtype)
         try:
-            def flush(last: bool = False) -> None:
-                nonlocal pending, pending_n, in_flight
-                queued = gpu.submit(np.concatenate(pending), dtype) if pending else None
-                pending, pending_n = [], 0
-                if in_flight is not None:
-                    writer.append(in_flight.result())
-                in_flight = queued
-                if last and in_flight is not None:
-                    writer.append(in_flight.result())
-                    in_flight = None
-
+            batches = None if gpu is None else _DeviceBatches(gpu, batch_size, seg.segment_samples, dtype, writer.append)
             bar = tqdm(total=len(paths), desc=f"{params.kind} {cond}", unit="utt", disable=not progress, leave=False)
             for row, res in zip(crows, results):
                 bar.update(1)
@@ -398,13 +434,10 @@ def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], finger
                     short += 1
                     continue
                 _, arr, starts, real = res
-                if gpu is None:
+                if batches is None:
                     writer.append(arr)
                 else:
-                    pending.append(arr)
-                    pending_n += arr.shape[0]
-                    if pending_n >= batch_size:
-                        flush()
+                    batches.add(arr, starts, real)
                 for start, n_real in zip(starts, real):
                     index.append({
                         "row": len(index), "id": row["id"], "condition": cond, "session": row["session"],
@@ -412,8 +445,8 @@ def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], finger
                         "label": row.get("label", ""), "class": row["class"], "start_s": round(start / sr, 6),
                         "valid_frames": valid_frames(params, n_real, T),
                     })
-            if gpu is not None:
-                flush(last=True)
+            if batches is not None:
+                batches.finish()
             bar.close()
             if writer.count != len(index):  # pragma: no cover - internal consistency
                 raise RuntimeError(f"{cond}: wrote {writer.count} segments but indexed {len(index)}")
