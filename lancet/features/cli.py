@@ -7,7 +7,7 @@ import dataclasses
 from typing import Sequence
 
 from lancet.errors import HelpFormatter, LancetError, run_cli
-from lancet.features.extract import DTYPES, default_workers, extract_features
+from lancet.features.extract import DTYPES, GPU_BATCH_SEGMENTS, default_workers, extract_features
 from lancet.features.params import KINDS, SegmentParams, make_params
 from lancet.locking import WAIT_FLAG_HELP
 
@@ -40,7 +40,7 @@ def build_parser(kind: str, manifest: str, out: str, description: str | None = N
     r.add_argument("--workers", type=int, default=default_workers(), help="processes reading/computing (all cores)")
     r.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                    help="where features are computed: numpy on CPU workers, or batched torch on CUDA")
-    r.add_argument("--batch-size", type=int, default=512, help="segments per GPU batch")
+    r.add_argument("--batch-size", type=int, default=GPU_BATCH_SEGMENTS, help="segments per GPU batch")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--wait", action="store_true", help=WAIT_FLAG_HELP)
     f = ap.add_argument_group(f"{kind} parameters")

@@ -43,6 +43,7 @@ from lancet.features.store import (
     INDEX_COLUMNS, NpyStreamWriter, condition_file, condition_state, file_checksum, load_params, save_params,
 )
 
+GPU_BATCH_SEGMENTS = 1024  # segments per device batch: large enough to fill a GPU, two pinned buffers of 131 MB
 WORKER_PRELOAD = ("numpy", "scipy.fft", "soundfile", "soxr", "librosa", "librosa.filters", "lancet.features.extract")
 MANIFEST_COLUMNS = ("id", "condition", "path", "session", "speaker", "gender", "improvised", "class")
 DTYPES = ("float32", "float16")
@@ -239,7 +240,7 @@ def _extract_features_locked(
     device: str = "cpu",
     conditions: Sequence[str] | None = None,
     overwrite: bool = False,
-    batch_size: int = 512,
+    batch_size: int = GPU_BATCH_SEGMENTS,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> ExtractSummary:
