@@ -64,7 +64,7 @@ def _peak_mib() -> tuple[float, float]:
 
 
 def run_method(method: str, manifest: str, kind: str, condition: str, workers: int, out: str,
-               batch_size: int = 2048) -> dict:
+               batch_size: int = 0) -> dict:
     """Run one method in this process; returns timings (called in a subprocess)."""
     from lancet.features import SegmentParams, extract_features, librosa_reference, make_params, segment_audio
     from lancet.features.extract import read_combined_manifest
@@ -92,7 +92,8 @@ def run_method(method: str, manifest: str, kind: str, condition: str, workers: i
             n_seg += feats.shape[0]
     else:
         summary = extract_features(manifest, out, kind=kind, workers=workers, device=method, conditions=[condition],
-                                   overwrite=True, progress=False, log=lambda s: None, batch_size=batch_size)
+                                   overwrite=True, progress=False, log=lambda s: None,
+                                   **({"batch_size": batch_size} if batch_size > 0 else {}))
         n_seg = summary.n_segments
     wall = time.perf_counter() - t0
     cpu = _cpu_seconds() - c0
@@ -111,7 +112,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="workers of the CPU path")
     ap.add_argument("--methods", nargs="+", default=["naive", "cpu", "cuda"], choices=["naive", "cpu", "cuda"],
                     help="which to time (cuda only where present); the speed-up column is over the first")
-    ap.add_argument("--batch-size", type=int, default=2048, help="segments per device batch of the GPU path")
+    ap.add_argument("--batch-size", type=int, default=0, help="segments per device batch of the GPU path "
+                    "(0: the extractor's default, lancet.features.extract.GPU_BATCH_SEGMENTS)")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--_run", nargs=5, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
