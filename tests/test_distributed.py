@@ -101,6 +101,24 @@ def test_without_torchrun_everything_is_claimed(monkeypatch):
     assert not ctx.enabled and list(distributed.claim(ctx, [1, 2, 3])) == [1, 2, 3]
 
 
+def test_auto_jobs_fits_free_gpu_memory(monkeypatch):
+    """--jobs 0 on CUDA: as many units as fit in 90 % of the free memory, capped by cores, 8 and the units."""
+    import torch
+
+    import lancet.workers
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (40 * gib, 80 * gib))
+    monkeypatch.setattr(lancet.workers, "available_cpus", lambda: 16)
+    cuda = torch.device("cuda", 0)
+    assert distributed.auto_jobs(cuda, 5 * gib, 20) == 6                         # 36 GiB / (5 + 0.6) GiB
+    assert distributed.auto_jobs(cuda, 0.1 * gib, 20) == distributed.MAX_AUTO_JOBS
+    assert distributed.auto_jobs(cuda, 0.1 * gib, 3) == 3                        # no more than the units
+    assert distributed.auto_jobs(cuda, 0.1 * gib, 20, local_world_size=8) == 2   # 16 cores over 8 ranks
+    assert distributed.auto_jobs(cuda, 100 * gib, 20) == 1                       # one too big: still one
+    assert distributed.auto_jobs(torch.device("cpu"), 0.1 * gib, 20) == 1
+
+
 # ----------------------------------------------------------------------------- whole runs
 def test_torchrun_two_ranks_share_units_exactly_once(features, reference, tmp_path):
     results, ref = reference

@@ -425,6 +425,8 @@ class Trainer:
                 for line in self.split_warnings:
                     self.log(f"warning: {line}")
             t0 = time.perf_counter()
+            if cfg.ddp and not ctx.enabled:
+                self.log("--ddp: not started by torchrun (one process), so each unit trains on its own as usual")
             if cfg.ddp and ctx.enabled:
                 self._run_units_together()
             else:
