@@ -124,14 +124,15 @@ def test_compiled_step_matches_plain_loop_without_recompiling(model_name, shape,
 
     Tolerance: compiled, RAdam computes its rectification and bias corrections in float32 tensors
     (rho_t = 1999 - 1993.0... at step 6 keeps about 4 digits) where the eager step uses Python doubles,
-    which moves the loss by about 1e-4 relative; a wrong learning rate or mixup moves it by far more."""
+    which moves the loss by up to 1.1e-3 relative by epoch 3 (LANCET); a learning rate 5 % off moves
+    it by 0.9 %, 2.7 % and 5.9 % in epochs 1-3 (measured on this test's data)."""
     import torch._dynamo
 
     plain, _ = _run(model_name, shape, "off", None, tmp_path, epochs=3)
     torch._dynamo.reset()
     with torch._dynamo.config.patch(error_on_recompile=True):
         compiled, _ = _run(model_name, shape, "on", backend, tmp_path, epochs=3)
-    _same_trajectory(plain, compiled, 1e-3, wa_tol=0.06)  # one validation segment in 19
+    _same_trajectory(plain, compiled, 3e-3, wa_tol=0.06)  # one validation segment in 19
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (bench/gpu_check.sh runs this on a GPU)")
@@ -148,7 +149,7 @@ def test_cuda_graphs_step_matches_plain_loop(model_name, shape, tmp_path, monkey
     with torch._dynamo.config.patch(error_on_recompile=True):
         compiled, _ = _run(model_name, shape, "on", "inductor", tmp_path, epochs=3, device="cuda")
     assert compiled.step == "compiled"
-    _same_trajectory(plain, compiled, 2e-3, wa_tol=0.06)
+    _same_trajectory(plain, compiled, 5e-3, wa_tol=0.06)  # + cuDNN/inductor kernels; 5 % lr off: 2.7 % by epoch 2
 
 
 @pytest.mark.parametrize("module", ["lancet.device", "lancet.training.config", "lancet.training.step"])
