@@ -223,6 +223,8 @@ def test_resume_across_paths_continues_the_trajectory(tmp_path):
     for first, then, name in ((("on", "eager"), ("off", None), "a"), (("off", None), ("on", "eager"), "b")):
         with pytest.raises(_Stop):
             run(*first, tmp_path / name, stop_after=1)
+        saved = torch.load(tmp_path / name / "last.pt", weights_only=True)  # plain values and tensors only
+        assert "__numpy__" not in saved and saved["epoch"] == 1 and len(saved["history"]) == 1
         res = run(*then, tmp_path / name)
         assert res.resumed_from == 1
         _same_trajectory(ref, res, 1e-3, wa_tol=0.06)

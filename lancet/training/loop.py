@@ -66,7 +66,10 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """Every generator's state as plain values and tensors (numpy's key array becomes an int64 tensor)."""
+    legacy = np.random.get_state(legacy=False)
+    legacy["state"] = {"key": torch.from_numpy(legacy["state"]["key"].astype(np.int64)), "pos": int(legacy["state"]["pos"])}
+    state = {"python": random.getstate(), "numpy": legacy, "torch": torch.get_rng_state(),
              "generator": rng.bit_generator.state}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -75,7 +78,12 @@ def _rng_state(rng: np.random.Generator) -> dict:
 
 def _set_rng_state(state: dict, rng: np.random.Generator) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    legacy = state["numpy"]
+    if isinstance(legacy, dict):  # this version's plain form; older last.pt files hold numpy's own tuple
+        key = legacy["state"]["key"]
+        key = key.numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
+        legacy = {**legacy, "state": {"key": key.astype(np.uint32), "pos": int(legacy["state"]["pos"])}}
+    np.random.set_state(legacy)
     torch.set_rng_state(state["torch"])
     rng.bit_generator.state = state["generator"]
     if "cuda" in state and torch.cuda.is_available():
