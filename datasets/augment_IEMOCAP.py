@@ -11,7 +11,6 @@ in dB. Interrupted? Run the same command again: it continues where it stopped.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from lancet.noise.augment import DEFAULT_SNRS, SUBTYPES, AugmentConfig, augment 
 from lancet.noise.babble import DEFAULT_TALKERS  # noqa: E402
 from lancet.noise.reverb import DEFAULT_ROOMS, ROOM_PRESETS, RIRS_PER_ROOM  # noqa: E402
 from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR  # noqa: E402
+from lancet.workers import available_cpus  # noqa: E402
 
 MANIFEST = "datasets/IEMOCAP_manifest.csv"
 IEMOCAP_DIR = None            # original release, for the label files; None: found from the manifest's paths
@@ -35,7 +35,7 @@ BABBLE_SPEAKERS = DEFAULT_TALKERS
 RIR_DIR = None                # folder of RIR wavs; None: simulated large rooms
 ROOMS = list(DEFAULT_ROOMS)
 SEED = 0
-WORKERS = os.cpu_count() or 1
+WORKERS = available_cpus()     # cores this process may use
 SUBTYPE = "PCM_16"
 
 

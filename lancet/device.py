@@ -20,7 +20,7 @@ def resolve_device(name: str = "auto", threads: int | None = None) -> torch.devi
     """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a usable :class:`torch.device`.
 
     With ``threads`` given, also set up the device for training: on CPU torch uses ``threads``
-    threads (0: every core this process may use); on CUDA cuDNN autotuning and TF32 are switched on.
+    threads (0: :func:`lancet.workers.default_torch_threads`); on CUDA cuDNN autotuning and TF32 are switched on.
 
     Example:
         >>> resolve_device("cpu")
@@ -44,17 +44,12 @@ def resolve_device(name: str = "auto", threads: int | None = None) -> torch.devi
         device = torch.device("cpu")
     if threads is not None:
         if device.type == "cpu":
-            torch.set_num_threads(threads if threads > 0 else cpu_count())
+            from lancet.workers import default_torch_threads
+
+            torch.set_num_threads(threads if threads > 0 else default_torch_threads())
         else:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
     return device
 
-
-def cpu_count() -> int:
-    """Cores this process may use (the affinity mask, not the machine's total)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)

@@ -37,7 +37,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from lancet.errors import LancetError
 
-__all__ = ["WorkerError", "WorkerDied", "WorkerPool", "imap", "default_context", "available_cpus"]
+__all__ = ["WorkerError", "WorkerDied", "WorkerPool", "imap", "default_context", "available_cpus",
+           "default_torch_threads"]
 
 
 class WorkerError(RuntimeError):
@@ -49,11 +50,26 @@ class WorkerDied(WorkerError):
 
 
 def available_cpus() -> int:
-    """CPU cores this process may use (its affinity mask where the platform has one)."""
+    """CPU cores this process may use (its affinity mask where the platform has one), at least 1."""
     try:
-        return len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        return max(1, os.cpu_count() or 1)
+
+
+def default_torch_threads() -> int:
+    """Torch's CPU threads when none are asked for: half the usable cores, at least one.
+
+    Why not all of them: torch's OpenMP threads spin while they wait for each other, and when another
+    job shares the cores a step can take 10-100x longer (issue 10: 1-8 s per batch on a shared 2-core
+    machine). Half the cores, with ``OMP_WAIT_POLICY=PASSIVE`` (set in :mod:`lancet`), degrades
+    gracefully; ``--threads N`` takes them all back on a quiet machine.
+
+    Example:
+        >>> default_torch_threads() >= 1
+        True
+    """
+    return max(1, available_cpus() // 2)
 
 
 def default_context() -> str:

@@ -7,9 +7,10 @@ import dataclasses
 from typing import Sequence
 
 from lancet.errors import HelpFormatter, LancetError, run_cli
-from lancet.features.extract import DTYPES, GPU_BATCH_SEGMENTS, default_workers, extract_features
+from lancet.features.extract import DTYPES, GPU_BATCH_SEGMENTS, extract_features
 from lancet.features.params import KINDS, SegmentParams, make_params
 from lancet.locking import WAIT_FLAG_HELP
+from lancet.workers import available_cpus
 
 
 def build_parser(kind: str, manifest: str, out: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -37,7 +38,7 @@ def build_parser(kind: str, manifest: str, out: str, description: str | None = N
     s.add_argument("--short", choices=("pad", "drop"), default=seg.short,
                    help="utterances shorter than a segment: zero-pad (this project) or drop (the original)")
     r = ap.add_argument_group("running")
-    r.add_argument("--workers", type=int, default=default_workers(), help="processes reading/computing (all cores)")
+    r.add_argument("--workers", type=int, default=available_cpus(), help="processes reading/computing (all cores)")
     r.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                    help="where features are computed: numpy on CPU workers, or batched torch on CUDA")
     r.add_argument("--batch-size", type=int, default=GPU_BATCH_SEGMENTS, help="segments per GPU batch")

@@ -34,6 +34,7 @@ from lancet.errors import LancetError
 from lancet.locking import output_lock
 from lancet.paths import is_safe_component
 from lancet.validate import check_number
+from lancet.workers import available_cpus
 from lancet.features.compute import TorchFeatures, compute_features
 from lancet.features.params import (
     FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
@@ -199,13 +200,6 @@ class ExtractSummary:
         return sum(c.n_segments for c in self.conditions)
 
 
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _settings(record: dict[str, Any]) -> dict[str, Any]:
     """The part of a params record that decides the numbers (JSON-normalised for comparison)."""
     keep = {k: v for k, v in record.items()
@@ -254,7 +248,7 @@ def _extract_features_locked(
     if workers is not None:
         check_number("--workers", workers, minimum=0, integer=True)
     check_number("--batch-size", batch_size, minimum=1, integer=True)
-    workers = default_workers() if not workers or workers < 1 else int(workers)
+    workers = available_cpus() if not workers or workers < 1 else int(workers)
     manifest = Path(manifest)
     out = Path(out)
     rows = read_combined_manifest(manifest)

@@ -45,6 +45,7 @@ from lancet.errors import LancetError
 from lancet.locking import output_lock
 from lancet.paths import inside, safe_component
 from lancet.validate import check_number, check_snrs
+from lancet.workers import available_cpus
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
 from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, measure_snr, mix_at_snr, noise_segment, power
@@ -86,7 +87,7 @@ class AugmentConfig:
     rirs_per_room: int = reverb_mod.RIRS_PER_ROOM
     iemocap_dir: Path | None = None
     seed: int = 0
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=available_cpus)
     subtype: str = "PCM_16"
     crossfade_s: float = CROSSFADE_S
     progress: bool = True

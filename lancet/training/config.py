@@ -99,7 +99,8 @@ class TrainConfig:
                        choices=COMPILE_MODES)
     eval_batch_size: int = opt(256, "segments per evaluation batch", "run")
     workers: int = opt(2, "threads that gather batches ahead, for memory-mapped segments or a GPU (0: none)", "run")
-    threads: int = opt(0, "torch CPU threads (0: all cores)", "run")
+    threads: int = opt(0, "torch CPU threads (0: half the usable cores, which degrades gracefully when other jobs "
+                       "share the machine; give all of them on a quiet one)", "run")
     ram_budget_gb: float = opt(8.0, "a split's segments are copied to RAM when they fit, else the memory "
                                "map is indexed", "run")
     device_budget_gb: float = opt(0.0, "with --compile on CUDA: the training and validation segments stay on the "
