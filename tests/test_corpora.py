@@ -279,16 +279,6 @@ def test_folds_give_every_group_a_rare_class_where_possible():
         check_groups(utts, deal_speakers(utts, 3, seed), 3)
 
 
-@pytest.mark.parametrize("name", ["corpora.classes", "corpora.emodb", "corpora.ravdess", "corpora.cremad",
-                                  "corpora.folder", "corpora.layout", "training.cross_corpus"])
-def test_doctests(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(f"lancet.{name}"))
-    assert result.attempted > 0 and result.failed == 0
-
-
 # ------------------------------------------------------------------- EmoDB end to end, 7 classes
 @pytest.fixture(scope="module")
 def emodb_pipeline(tmp_path_factory) -> dict[str, Path]:

@@ -299,12 +299,3 @@ def test_old_lancet_checkpoints_keep_the_padding_they_were_trained_with(tmp_path
     for fmt, padding in (("lancet-checkpoint-1", "same"), ("lancet-checkpoint-2", "valid")):
         save_checkpoint(tmp_path / f"{fmt}.pt", dict(base, format=fmt))
         assert load_predictor(tmp_path / f"{fmt}.pt", device="cpu").model.attention.padding == padding
-
-
-@pytest.mark.parametrize("module", ["lancet.training.checkpoint", "lancet.training.predict", "lancet.models.registry"])
-def test_doctests(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0 and result.attempted > 0

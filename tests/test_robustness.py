@@ -3,7 +3,6 @@ the noise-file train/test split, fold-safe babble and on-the-fly augmentation.""
 
 from __future__ import annotations
 
-import doctest
 import json
 
 import numpy as np
@@ -13,12 +12,6 @@ import torch
 from lancet.training import metrics as M
 from lancet.training import normalize as N
 from lancet.training import specaugment as SA
-
-
-@pytest.mark.parametrize("module", [N, SA, M])
-def test_doctests(module):
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
 
 
 # ----------------------------------------------------------------------------- normalisation
