@@ -6,7 +6,6 @@ never a deep CUDA traceback later on.
 
 from __future__ import annotations
 
-import os
 
 import torch
 

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lancet.errors import LancetError
 from lancet.models.layers import GMLPBlock, check_input, frame_mask
 from lancet.models.lancet import _check_sizes
 

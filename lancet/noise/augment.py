@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import sys
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -15,7 +15,6 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from lancet.conditions import CLEAN
 from lancet.device import DEVICES
 from lancet.noise.sources import NOISE_TYPES
 from lancet.corpus import CLASS_MAPS as _CORPUS_CLASS_MAPS
