@@ -19,7 +19,7 @@ import soundfile as sf
 
 from lancet.atomic import read_csv, remove_stale_temporaries, save_csv, save_json
 from lancet.audio import AudioError, audio_info, load_audio, write_wav
-from lancet.corpus import parse_emo_evaluation, read_manifest, scan_corpus, write_manifest
+from lancet.corpus import parse_emo_evaluation, read_manifest, scan_corpus
 from lancet.errors import LancetError
 from lancet.features import open_features
 from lancet.features.extract import extract_features

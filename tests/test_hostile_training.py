@@ -3,7 +3,6 @@ short audio at prediction time, read-only feature folders, splits without a clas
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 import subprocess

@@ -56,7 +56,6 @@ def test_epoch_plan_draws_what_the_plain_loop_draws():
     rng = np.random.default_rng(3)
     batches = batch_indices(n, bs, True, rng, min_last=2)
     assert [b.tolist() for b in batches] == [b.tolist() for b in plan.batches] and len(batches[-1]) == 5
-    x = torch.zeros(8, 1, 1)
     for b, lam, perm in zip(batches, plan.lams, plan.perms):
         y = torch.arange(len(b), dtype=torch.float32).reshape(-1, 1, 1)
         t = torch.zeros(len(b), 4)

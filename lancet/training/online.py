@@ -42,7 +42,7 @@ from lancet.conditions import CLEAN
 from lancet.errors import LancetError
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
-from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, measure_snr, mix_at_snr, noise_segment
+from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, mix_at_snr, noise_segment
 from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, generate, resolve_sources
 from lancet.noise.split import SPLIT_SEED, TEST_FRACTION, TRAIN, split_recordings
 

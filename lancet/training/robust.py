@@ -22,7 +22,7 @@ import numpy as np
 from lancet.atomic import read_csv, save_json
 from lancet.conditions import CLEAN, parse_condition
 from lancet.errors import LancetError
-from lancet.noise.split import TEST, TRAIN, NoiseSplit, assert_unseen, entry_pool, split_by_type
+from lancet.noise.split import NoiseSplit, assert_unseen, entry_pool, split_by_type
 
 from .normalize import NORM_MODES, Normaliser
 from .specaugment import spec_augment
