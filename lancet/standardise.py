@@ -219,11 +219,12 @@ def _record_noise_sources(augmented_dir: str | Path | None, out: Path) -> None:
         path.unlink(missing_ok=True)
         return
     try:
-        sources = json.loads((Path(augmented_dir) / AUGMENT_CONFIG).read_text()).get("sources", {})
+        config = json.loads((Path(augmented_dir) / AUGMENT_CONFIG).read_text())
+        record = {"sources": config.get("sources", {}), "babble_pool": config.get("babble_pool", "corpus")}
     except (OSError, json.JSONDecodeError, AttributeError):
         return
-    if not path.is_file() or json.loads(path.read_text() or "{}") != {"sources": sources}:
-        save_json(path, {"sources": sources}, allow_nan=False)
+    if not path.is_file() or json.loads(path.read_text() or "{}") != record:
+        save_json(path, record, allow_nan=False)
 
 
 def describe_noise_sources(manifest: str | Path | None) -> str | None:
@@ -235,8 +236,9 @@ def describe_noise_sources(manifest: str | Path | None) -> str | None:
     if not manifest:
         return None
     try:
-        sources = json.loads((Path(manifest).parent / NOISE_SOURCES_NAME).read_text())["sources"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        record = json.loads((Path(manifest).parent / NOISE_SOURCES_NAME).read_text())
+        sources, pool = record["sources"], record.get("babble_pool", "corpus")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
     parts = []
     for nt, text in sources.items():
@@ -245,7 +247,8 @@ def describe_noise_sources(manifest: str | Path | None) -> str | None:
         elif text.startswith("generated"):
             parts.append(f"{nt} generated")
         elif "utterances of other speakers" in text:
-            parts.append(f"{nt} from other speakers of the corpus")
+            parts.append(f"{nt} from the other speakers of the target's own session" if pool == "session"
+                         else f"{nt} from other speakers of the corpus")
         else:
             parts.append(f"{nt} REAL ({text})")
     return "noise: " + "; ".join(parts) if parts else None

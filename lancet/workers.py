@@ -61,9 +61,11 @@ def default_torch_threads() -> int:
     """Torch's CPU threads when none are asked for: half the usable cores, at least one.
 
     Why not all of them: torch's OpenMP threads spin while they wait for each other, and when another
-    job shares the cores a step can take 10-100x longer (issue 10: 1-8 s per batch on a shared 2-core
-    machine). Half the cores, with ``OMP_WAIT_POLICY=PASSIVE`` (set in :mod:`lancet`), degrades
-    gracefully; ``--threads N`` takes them all back on a quiet machine.
+    job shares the cores a step can take 10-100x longer (on a 2-core machine with one other busy job:
+    10.7 ms per step with one thread, 175-388 ms with two; docs/BENCHMARKS.md). Half the cores
+    degrades gracefully; ``--threads N`` takes them all back on a quiet machine (there, two threads
+    instead of one made the same step 1.4x faster). Letting the threads sleep instead
+    (``OMP_WAIT_POLICY=PASSIVE``) was measured too: slower than one thread even on a quiet machine.
 
     Example:
         >>> default_torch_threads() >= 1

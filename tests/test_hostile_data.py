@@ -427,6 +427,12 @@ def test_report_title_says_whether_noise_was_real_or_generated(tmp_path):
     line = describe_noise_sources(tmp_path / "std" / "manifest.csv")
     assert line.startswith("noise: music REAL (1 file from") and "ambient GENERATED stand-in" in line
     assert "white generated" in line
+    cfg = AugmentConfig(out=tmp_path / "aug_b", snrs=[0], noise_types=["babble"], reverb=False, babble_speakers=1,
+                        shared_noise_dir=None, workers=1, progress=False)
+    augment(read_manifest(manifest), cfg, log=quiet)
+    standardise(manifest, tmp_path / "aug_b", tmp_path / "std_b", log=quiet)
+    assert describe_noise_sources(tmp_path / "std_b" / "manifest.csv") == \
+        "noise: babble from the other speakers of the target's own session"
     standardise(manifest, None, tmp_path / "std2", log=quiet)
     assert describe_noise_sources(tmp_path / "std2" / "manifest.csv") is None
 
