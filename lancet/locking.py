@@ -121,8 +121,12 @@ def output_lock(folder: str | os.PathLike, wait: bool = False, poll_s: float = 0
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300] if sys.argv else "?"}
     said = False
     while True:
-        if _try_create(path, info):
-            break
+        try:
+            if _try_create(path, info):
+                break
+        except FileNotFoundError:  # the holder we waited for created the folder and removed it, empty, on release
+            folder.mkdir(parents=True, exist_ok=True)
+            continue
         holder = read_lock(folder)
         if holder is None:
             continue  # released between our two looks

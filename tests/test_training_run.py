@@ -102,6 +102,34 @@ def test_interrupted_fold_resumes_from_last_epoch(store, tmp_path):
     assert [r["wa"] for r in out["records"]] == [r["wa"] for r in ref["records"]]
 
 
+def test_a_second_run_into_a_locked_results_folder_stops_or_waits(store, tmp_path):
+    import os
+    import threading
+
+    from lancet.locking import output_lock
+
+    cfg = cfg_for(tmp_path, store, folds=("1",), epochs=1)
+    run_dir = Path(cfg.results_dir) / "t"
+    with output_lock(run_dir):  # another run holds the folder
+        with pytest.raises(LancetError, match=f"pid {os.getpid()}"):
+            run_training(cfg, log=lambda m: None)
+    assert not (run_dir / "metrics").exists()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with output_lock(run_dir):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    threading.Timer(1.0, release.set).start()
+    out = run_training(cfg_for(tmp_path, store, folds=("1",), epochs=1, wait=True), log=lambda m: None)
+    holder.join()
+    assert release.is_set() and out["records"]  # it waited for the holder, then trained
+
+
 def test_multi_condition_and_matched(store, tmp_path):
     out = run_training(cfg_for(tmp_path, store, folds=("3",), epochs=1, train_on="all", run_name="all"), log=lambda m: None)
     assert {r["condition"] for r in out["records"]} == {"clean", "white_0dB", "white_20dB"}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from lancet.device import DEVICES
+from lancet.locking import WAIT_FLAG_HELP
 from lancet.noise.sources import NOISE_TYPES
 from lancet.corpus import CLASS_MAPS as _CORPUS_CLASS_MAPS
 from lancet.features.params import KINDS as _FEATURE_KINDS
@@ -108,6 +109,7 @@ class TrainConfig:
                     "memory; CPU: 1)", "run")
     ddp: bool = opt(False, "under torchrun: train each unit data-parallel across all ranks instead of sharing "
                     "the units", "run")
+    wait: bool = opt(False, WAIT_FLAG_HELP, "run")
     progress: bool = opt(True, "tqdm bars", "run")
     # --- noise robustness (issue 12; docs/ROBUSTNESS.md)
     norm: str = opt("global", "global: fold training statistics; utterance: per-utterance mean/variance (CMVN); "

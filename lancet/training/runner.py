@@ -401,7 +401,7 @@ class Trainer:
             error = None
             if ctx.is_main:
                 try:
-                    held.enter_context(output_lock(self.run_dir))
+                    held.enter_context(output_lock(self.run_dir, wait=cfg.wait, log=self.log))
                     check_run_dir(self.run_dir, cfg)
                 except LancetError as exc:
                     error = str(exc)
