@@ -230,6 +230,8 @@ def test_folder_reader_maps_labels_and_skips_bad_rows(tmp_path):
     assert (tmp_path / "16k" / "spk1" / "a.wav").is_file()  # the 22,050 Hz file, converted beside, not in place
     everything = scan_folder(corpus / "labels.csv", classes="all", converted_dir=tmp_path / "16k")
     assert [u.cls for u in everything.utterances] == ["angry", "happy", "frustrated", "sad"]
+    with pytest.raises(LancetError, match="inside the corpus folder"):  # the CSV's folder is only ever read
+        scan_folder(corpus / "labels.csv", converted_dir=corpus / "16k")
     (tmp_path / "bad.csv").write_text("file,emotion\nx.wav,sad\n")
     with pytest.raises(LancetError, match="lacks column"):
         scan_folder(tmp_path / "bad.csv")

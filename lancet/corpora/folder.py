@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lancet.corpus import CLASSES, CorpusScan
 from lancet.corpora.classes import CLASS_CHOICES, DEFAULT_CLASSES, LABEL_SYNONYMS, check_class_name
-from lancet.corpora.scan import add_audio
+from lancet.corpora.scan import add_audio, check_converted_outside
 from lancet.errors import LancetError
 
 REQUIRED = ("path", "label", "speaker")
@@ -60,11 +60,7 @@ def scan_folder(csv_path: str | Path, classes: str = DEFAULT_CLASSES,
     if not csv_path.is_file():
         raise LancetError(f"{csv_path}: CSV not found (columns path, label, speaker[, gender])")
     root = csv_path.resolve().parent
-    if converted_dir is not None:
-        conv = Path(converted_dir).resolve()
-        if conv == root or root in conv.parents:
-            raise LancetError(f"{converted_dir}: the folder for converted audio lies inside the corpus folder "
-                              f"{root}, which is only ever read; choose another --converted-dir")
+    check_converted_outside(root, converted_dir)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))

@@ -26,12 +26,17 @@ def check_folders(root: str | Path, converted_dir: str | Path | None, what: str,
     if not root.is_dir():
         raise LancetError(f"{root}: {what} folder not found ({hint})")
     root = root.resolve()
+    check_converted_outside(root, converted_dir)
+    return root
+
+
+def check_converted_outside(root: Path, converted_dir: str | Path | None) -> None:
+    """A one-line error when the folder for converted copies lies inside the (read-only) corpus folder ``root``."""
     if converted_dir is not None:
         conv = Path(converted_dir).resolve()
         if conv == root or root in conv.parents:
             raise LancetError(f"{converted_dir}: the folder for converted audio lies inside the corpus folder "
                               f"{root}, which is only ever read; choose another --converted-dir")
-    return root
 
 
 def _converted_copy(wav: Path, root: Path, converted_dir: str | Path | None) -> Path:
