@@ -13,7 +13,7 @@ import torch
 from lancet.models import build_model
 from lancet.training.data import SegmentTable, _make_batch, batch_indices, mixup
 from lancet.training.loop import TrainSettings, seed_everything, train_model
-from lancet.training.step import DeviceTable, draw_epoch, use_compile
+from lancet.training.step import DeviceTable, SegmentPredictor, draw_epoch, use_compile
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW = pytest.mark.skipif(not os.environ.get("LANCET_SLOW_TESTS"),
@@ -70,6 +70,48 @@ def test_epoch_plan_draws_what_the_plain_loop_draws():
     assert r1.bit_generator.state == r2.bit_generator.state  # the next epoch starts from the same state
     no_mix = draw_epoch(n, bs, 0.0, np.random.default_rng(3))
     assert all(p is None for p in no_mix.perms) and np.all(no_mix.lams == 1.0)
+
+
+@pytest.mark.parametrize("backend", [None, "eager"])
+def test_segment_predictor_equals_the_plain_evaluation(backend):
+    """Static padded batches (resident or gathered, compiled or not) give predict_segments' softmax rows:
+    the padding of the last batch never leaks into the real rows (eval-mode batch norm)."""
+    from lancet.training.evaluate import predict_segments
+
+    table = _table(21, (26, 63), parts=2)  # 21 = 2 full batches of 8 + a padded one of 5
+    seed_everything(1)
+    model = build_model("TCNet", 4, 26, 63)
+    model.train()(torch.randn(8, 1, 26, 63))  # batch-norm running statistics that are not the defaults
+    mean, std = torch.full((26, 1), 0.1), torch.full((26, 1), 1.3)
+    cpu = torch.device("cpu")
+    reference = predict_segments(model, table, mean, std, cpu, batch_size=32)
+    predictor = SegmentPredictor(model, mean, std, cpu, None, 8, backend=backend)
+    for resident in (None, DeviceTable.load(table, cpu)):
+        probs = predictor.predict(table, resident)
+        assert probs.shape == (21, 4) and np.allclose(probs, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_compiled_run_evaluates_the_test_conditions_like_the_plain_run(tmp_path, monkeypatch):
+    """--compile on: the test conditions go through the compiled predictor and give the plain metrics."""
+    import dataclasses
+
+    from lancet.training.runner import Trainer, run_training
+    from test_training import cfg_for, make_store
+
+    store = make_store(tmp_path / "features")
+    plain_settings = Trainer.settings
+    monkeypatch.setattr(Trainer, "settings", lambda self: dataclasses.replace(plain_settings(self),
+                                                                               compile_backend="eager"))
+    used = []
+    original = SegmentPredictor.predict
+    monkeypatch.setattr(SegmentPredictor, "predict", lambda self, *a: used.append(a[0]) or original(self, *a))
+    runs = {mode: run_training(cfg_for(tmp_path / mode, store, folds=("1",), epochs=2, compile=mode),
+                               log=lambda m: None) for mode in ("off", "on")}
+    tested = runs["on"]["records"]
+    assert len(used) >= len(tested) + 2  # validation every epoch, then each test condition
+    for a, b in zip(runs["off"]["records"], tested):
+        assert a["condition"] == b["condition"]
+        assert abs(a["ua"] - b["ua"]) <= 0.06 and abs(a["wa"] - b["wa"]) <= 0.06  # float-rounding flips at most
 
 
 def test_device_table_gives_the_streamed_batches():

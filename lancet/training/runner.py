@@ -29,12 +29,13 @@ from . import distributed
 from .config import (AMP_MODES, CLASS_MAPS, DEVICES, FEATURE_KINDS, NORM_STATS_MAX_MB, POOLINGS,
                      PROTOCOLS, TRAIN_ON, TrainConfig)
 from .data import StoreView, build_table
-from .evaluate import evaluate_table, robustness_matrix
+from .evaluate import evaluate_table, metrics_from_probs, robustness_matrix
 from .loop import BEST, LAST, TrainSettings, load_checkpoint, resolve_amp, resolve_device, seed_everything, train_model
 from .report import format_summary, write_records, write_summary
 from lancet.noise.split import TEST as TEST_POOL, TRAIN as TRAIN_POOL
 
 from .splits import Fold, filter_utterances, make_folds, utterances_from_index
+from .step import SegmentPredictor, use_compile
 
 
 def class_names(classes: str = "4class", found: Sequence[str] = ()) -> tuple[str, ...]:
@@ -359,14 +360,24 @@ class Trainer:
         std_t = torch.as_tensor(std.reshape(-1, 1), device=self.device)
         records = []
         test_norm = make_normaliser(cfg, mean, std, self.device)
+        # the compiled path evaluates the test conditions the way it validated: one static batch shape,
+        # replayed (CUDA graphs) instead of launching every kernel of every batch
+        predictor = None
+        if test_norm is None and use_compile(cfg.compile, self.device):
+            predictor = SegmentPredictor(model, mean_t, std_t, self.device, self.amp_dtype, cfg.eval_batch_size,
+                                         backend=self.settings().compile_backend)
         for cond in unit.eval_conditions:
             test = build_table(self.view, [cond], self.noise.ids([cond], unit.fold.test, TEST_POOL), self.class_to_label,
                                cfg.ram_budget_gb * 2**30)
             if len(test) == 0:
                 self.log(f"[{desc}] no test segments in {cond}; skipped")
                 continue
-            m = evaluate_table(model, test, mean_t, std_t, self.device, len(self.class_names), cfg.pooling,
-                               cfg.eval_batch_size, self.amp_dtype, cfg.workers, norm=None if test_norm is None else test_norm.bind(test))
+            if predictor is not None:
+                m = metrics_from_probs(test, predictor.predict(test), len(self.class_names), cfg.pooling)
+            else:
+                m = evaluate_table(model, test, mean_t, std_t, self.device, len(self.class_names), cfg.pooling,
+                                   cfg.eval_batch_size, self.amp_dtype, cfg.workers,
+                                   norm=None if test_norm is None else test_norm.bind(test))
             noise, snr = parse_condition(cond)
             records.append({
                 "model": unit.model, "train_on": unit.train_on, "train_condition": "+".join(unit.train_conditions)

@@ -129,6 +129,61 @@ def eval_probs(model: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor, m
     return torch.softmax(logits.float(), dim=-1)
 
 
+def compile_static(fn: Callable, backend: str, device: torch.device) -> Callable:
+    """``torch.compile`` for one fixed shape (``dynamic=False``; CUDA graphs on CUDA with inductor)."""
+    import torch._dynamo.config as dynamo_config
+
+    # one graph per model instance and shape; several units per process must not hit the limit
+    dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, 64)
+    mode = COMPILE_MODE.get(device.type) if backend == "inductor" else None
+    return torch.compile(fn, backend=backend, mode=mode, dynamic=False)
+
+
+class SegmentPredictor:
+    """Softmax outputs of every segment of a table, in static batches of ``batch_size`` through one
+    (compiled) function: validation during training and the test conditions after it both replay it.
+
+    The last batch is padded to the full size with zero rows at full length, so one shape serves
+    every batch; eval-mode batch norm keeps rows independent, and the padded rows are dropped.
+    ``resident``: the table already on the device (:class:`DeviceTable`), else batches are gathered.
+    """
+
+    def __init__(self, model: torch.nn.Module, mean_t: torch.Tensor, std_t: torch.Tensor, device: torch.device,
+                 amp_dtype: torch.dtype | None, batch_size: int, backend: str | None = None) -> None:
+        self.model, self.mean, self.std, self.device, self.amp_dtype = model, mean_t, std_t, device, amp_dtype
+        self.batch_size = int(batch_size)
+        self.cudagraphs = backend is not None and device.type == "cuda"
+        self.probs_fn: Callable = eval_probs if backend is None else compile_static(eval_probs, backend, device)
+
+    @torch.no_grad()
+    def _batch(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        n, pad = x.shape[0], self.batch_size - x.shape[0]
+        if pad:
+            x = torch.cat([x, x.new_zeros((pad,) + tuple(x.shape[1:]))])
+            lengths = torch.cat([lengths, lengths.new_full((pad,), x.shape[-1])])
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        probs = self.probs_fn(self.model, x, lengths, self.mean, self.std, self.amp_dtype, self.device.type)
+        return probs[:n].clone()  # a graph's output is overwritten by its next replay
+
+    def predict(self, table: SegmentTable, resident: DeviceTable | None = None) -> np.ndarray:
+        """Softmax outputs (n, K) of every segment of ``table``, in table order."""
+        self.model.eval()
+        dev, bs, n = self.device, self.batch_size, len(table)
+        out: list[torch.Tensor] = []
+        for i in range(0, n, bs):
+            idx = np.arange(i, min(n, i + bs))
+            if resident is not None:
+                x, lengths, _ = resident.batch(torch.arange(i, i + len(idx), device=dev))
+            else:
+                x = torch.from_numpy(table.gather(idx)).to(dev, non_blocking=True)
+                lengths = torch.from_numpy(table.lengths[idx].copy()).to(dev, non_blocking=True)
+            out.append(self._batch(x, lengths))
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        return torch.cat(out).cpu().numpy().astype(np.float32, copy=False)
+
+
 class FastTrainer:
     """Trains and validates one model on the fast path; built once per :func:`.loop.train_model` call.
 
@@ -153,23 +208,17 @@ class FastTrainer:
         self.resident = fits
         self.warm = False  # the first step runs eagerly (the optimizer's state exists before it is traced)
         self.cudagraphs = backend is not None and device.type == "cuda"
+        self.predictor = SegmentPredictor(model, mean_t, std_t, device, amp_dtype, eval_batch_size, backend)
         loss_fn: Callable = mixed_loss
-        probs_fn: Callable = eval_probs
         opt_step: Callable = optimizer.step
         if backend is not None:
-            import torch._dynamo.config as dynamo_config
-
-            # one graph per model instance and shape; several units per process must not hit the limit
-            dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, 64)
-            mode = COMPILE_MODE.get(device.type) if backend == "inductor" else None
-            loss_fn = torch.compile(mixed_loss, backend=backend, mode=mode, dynamic=False)
-            probs_fn = torch.compile(eval_probs, backend=backend, mode=mode, dynamic=False)
+            loss_fn = compile_static(mixed_loss, backend, device)
 
             def _opt_step() -> None:
                 optimizer.step()
 
-            opt_step = torch.compile(_opt_step, backend=backend, mode=mode, dynamic=False)
-        self.loss_fn, self.probs_fn, self.opt_step = loss_fn, probs_fn, opt_step
+            opt_step = compile_static(_opt_step, backend, device)
+        self.loss_fn, self.opt_step = loss_fn, opt_step
 
     # ------------------------------------------------------------------ training
     def _step(self, x, lengths, labels, w, perm, static: bool) -> torch.Tensor:
@@ -214,26 +263,6 @@ class FastTrainer:
         return total, seen
 
     # ------------------------------------------------------------------ validation
-    @torch.no_grad()
     def predict(self) -> np.ndarray:
-        """Softmax outputs (n, K) of the validation table, in table order, in static padded batches."""
-        self.model.eval()
-        dev, bs, n = self.device, self.eval_batch_size, len(self.val)
-        out: list[torch.Tensor] = []
-        for i in range(0, n, bs):
-            idx = np.arange(i, min(n, i + bs))
-            if self.val_dt is not None:
-                sel = torch.arange(i, i + len(idx), device=dev)
-                x, lengths, _ = self.val_dt.batch(sel)
-            else:
-                x = torch.from_numpy(self.val.gather(idx)).to(dev, non_blocking=True)
-                lengths = torch.from_numpy(self.val.lengths[idx].copy()).to(dev, non_blocking=True)
-            pad = bs - len(idx)
-            if pad:  # padded rows: zeros at full length; eval-mode batch norm keeps rows independent
-                x = torch.cat([x, x.new_zeros((pad,) + tuple(x.shape[1:]))])
-                lengths = torch.cat([lengths, lengths.new_full((pad,), x.shape[-1])])
-            if self.cudagraphs:
-                torch.compiler.cudagraph_mark_step_begin()
-            probs = self.probs_fn(self.model, x, lengths, self.mean, self.std, self.amp_dtype, dev.type)
-            out.append(probs[:len(idx)].clone())  # a graph's output is overwritten by its next replay
-        return torch.cat(out).cpu().numpy().astype(np.float32, copy=False)
+        """Softmax outputs (n, K) of the validation table, in table order (see :class:`SegmentPredictor`)."""
+        return self.predictor.predict(self.val, self.val_dt)
