@@ -130,6 +130,17 @@ def test_a_second_run_into_a_locked_results_folder_stops_or_waits(store, tmp_pat
     assert release.is_set() and out["records"]  # it waited for the holder, then trained
 
 
+def test_a_rerun_with_other_model_options_is_refused(finished_run):
+    import dataclasses
+
+    cfg, _, _ = finished_run
+    logs: list[str] = []
+    again = run_training(cfg, log=logs.append)  # same settings (tuples in memory, lists in config.json): resumes
+    assert any("finished earlier; skipped" in line for line in logs) and again["records"]
+    with pytest.raises(LancetError, match="model_options"):
+        run_training(dataclasses.replace(cfg, model_options={"TCNet": {"residual": False}}), log=lambda m: None)
+
+
 def test_multi_condition_and_matched(store, tmp_path):
     out = run_training(cfg_for(tmp_path, store, folds=("3",), epochs=1, train_on="all", run_name="all"), log=lambda m: None)
     assert {r["condition"] for r in out["records"]} == {"clean", "white_0dB", "white_20dB"}

@@ -8,8 +8,9 @@ protocol: this project defaults to leave-one-session-out (speaker-independent); 
 
 from __future__ import annotations
 
-import dataclasses
 import argparse
+import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ NORM_STATS_MAX_MB = 512.0        # normalisation statistics use at most this muc
 # Fields that change what a run computes: a rerun into the same results folder must match them.
 IDENTITY_FIELDS = (
     "features", "protocol", "classes", "improvised_only", "epochs", "batch_size", "lr", "weight_decay",
-    "lr_decay", "lr_floor", "mixup_alpha", "class_weighted", "pooling", "train_on", "patience",
+    "lr_decay", "lr_floor", "mixup_alpha", "class_weighted", "pooling", "train_on", "patience", "model_options",
     # noise robustness (issue 12)
     "norm", "specaugment", "specaugment_time_masks", "specaugment_time_width", "specaugment_freq_masks",
     "specaugment_freq_width", "online_snr_low", "online_snr_high", "online_noise_types", "online_reverb_prob",
@@ -177,8 +178,10 @@ class TrainConfig:
         return out
 
     def identity(self) -> dict[str, Any]:
+        """The settings a rerun into the same run folder must share, as ``config.json`` holds them
+        (JSON round trip: tuples become lists, so a reread config compares equal)."""
         data = self.to_json()
-        return {k: data[k] for k in IDENTITY_FIELDS}
+        return json.loads(json.dumps({k: data[k] for k in IDENTITY_FIELDS}))
 
 
 # ----------------------------------------------------------------------------- the command line
