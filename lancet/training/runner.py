@@ -250,6 +250,7 @@ class Trainer:
             torch.set_num_threads(self.threads)
         self.amp_dtype = resolve_amp(cfg.amp, self.device)
         self.n_freq, self.n_frames = (int(v) for v in self.store.shape)
+        self.norm_stats_dir = self.store.folder / "norm_stats"  # the results folder's when that is read-only
 
     # ------------------------------------------------------------------ helpers
     def metrics_path(self, unit: Unit) -> Path:
@@ -276,7 +277,7 @@ class Trainer:
         """
         name = f"{self.run_dir.name}__{unit.key}.npz"
         fallback = self.run_dir / "norm_stats"
-        folder = getattr(self, "norm_stats_dir", self.store.folder / "norm_stats")
+        folder = self.norm_stats_dir
         while True:
             try:
                 with atomic_path(folder / name, ".npz") as tmp:
@@ -307,7 +308,6 @@ class Trainer:
         train_ids = self.noise.ids(unit.train_conditions, unit.fold.train, TRAIN_POOL)
         self.noise.check_unit(unit.train_conditions, train_ids,
                               self.noise.ids(unit.eval_conditions, unit.fold.test, TEST_POOL), unit.eval_conditions)
-        self.noise.save(self.run_dir)
         online = make_online(self, unit) if unit.train_on == "online" else None
         train = online.epoch_table(0) if online else self._table(unit.train_conditions, train_ids, "training", unit)
         val = self._table(unit.train_conditions, self.noise.ids(unit.train_conditions, unit.fold.val, TRAIN_POOL),
@@ -427,6 +427,7 @@ class Trainer:
                             world_size=ctx.world_size)
             if ctx.is_main:
                 save_json(self.run_dir / "config.json", resolved)
+                self.noise.save(self.run_dir)  # noise_split.json: which recordings trained, which tested
                 self.log(json.dumps(resolved, indent=2, default=str))
                 if cfg.protocol == "random":
                     self.log("protocol random: stratified 80/10/10 utterance split (random_state 42), as published — "
@@ -510,7 +511,7 @@ class Trainer:
 
         threads = max(1, self.threads // jobs) if self.device.type == "cpu" else 1
         cfg = self.cfg
-        if self.device.type == "cuda" and getattr(cfg, "device_budget_gb", None) == 0:
+        if self.device.type == "cuda" and cfg.device_budget_gb == 0:
             import dataclasses
 
             import torch
