@@ -47,8 +47,8 @@ from lancet.validate import check_number, check_snrs
 from lancet.workers import available_cpus
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
-from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, measure_snr, mix_at_snr, noise_segment, power
-from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, NoiseSource, generate, resolve_sources
+from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, measure_snr, mix_at_snr, power
+from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, NoiseSource, draw_noise, resolve_sources
 
 DEFAULT_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 MANIFEST_NAME = "augmented_manifest.csv"
@@ -184,27 +184,20 @@ def _base_row(utt: Utterance, condition: str, noise_type: str, path: Path) -> di
 def _noise_for(utt: Utterance, source: NoiseSource, length: int, rng: np.random.Generator) -> tuple[np.ndarray, str, str]:
     """The noise segment for one utterance: (noise, noise_file text, offset text in seconds)."""
     xf = int(round(_STATE["crossfade_s"] * SAMPLE_RATE))
-    if source.kind == "generated":
-        return generate(source.generator, length, rng, SAMPLE_RATE), f"generated:{source.generator}", "0"
-    if source.kind == "files":
-        f = source.files[int(rng.integers(len(source.files)))]
-        noise = _STATE["noise_cache"].get(f, lambda p: load_audio(p, SAMPLE_RATE))
-        seg, off = noise_segment(noise, length, rng, xf)
-        return seg, f, f"{off / SAMPLE_RATE:.4f}"
-    if source.kind == "corpus":
-        utts = _STATE["utterances"]
-        by_speaker = _STATE["by_speaker"]
+
+    def load_noise(path: str) -> np.ndarray:
+        return _STATE["noise_cache"].get(path, lambda p: load_audio(p, SAMPLE_RATE))
+
+    def corpus_babble(n: int, r: np.random.Generator) -> tuple[np.ndarray, str, list[int]]:
+        utts, by_speaker = _STATE["utterances"], _STATE["by_speaker"]
         if _STATE.get("babble_pool", "session") == "session":  # issue 12: no other group's voice, so no fold leaks
             by_speaker = babble_mod.session_talkers(utt.speaker, str(utt.session), by_speaker, _STATE["group_of"])
         load = lambda i: _STATE["speech_cache"].get(utts[i].path, lambda p: load_audio(p, SAMPLE_RATE))  # noqa: E731
-        seg, keys, offs = babble_mod.babble_for(utt.speaker, by_speaker, _STATE["babble_speakers"], length, load, rng, xf)
-        return seg, "babble:" + "+".join(utts[k].id for k in keys), ";".join(f"{o / SAMPLE_RATE:.4f}" for o in offs)
-    if source.kind == "talkers":
-        talkers = {f: [f] for f in source.files}
-        load = lambda p: _STATE["noise_cache"].get(p, lambda q: load_audio(q, SAMPLE_RATE))  # noqa: E731
-        seg, keys, offs = babble_mod.babble_for("", talkers, _STATE["babble_speakers"], length, load, rng, xf)
-        return seg, "babble:" + "+".join(keys), ";".join(f"{o / SAMPLE_RATE:.4f}" for o in offs)
-    raise ValueError(f"unknown noise source kind {source.kind!r}")
+        seg, keys, offs = babble_mod.babble_for(utt.speaker, by_speaker, _STATE["babble_speakers"], n, load, r, xf)
+        return seg, "babble:" + "+".join(utts[k].id for k in keys), list(offs)
+
+    noise, what, offsets = draw_noise(source, length, rng, xf, load_noise, corpus_babble, _STATE["babble_speakers"])
+    return noise, what, ";".join(f"{o / SAMPLE_RATE:.4f}" for o in offsets) or "0"
 
 
 def run_task(task: Task) -> list[dict]:

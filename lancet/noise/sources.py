@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from lancet.audio import SAMPLE_RATE
 from lancet.errors import LancetError
 
 NOISE_TYPES = ("babble", "music", "ambient", "white")
@@ -161,3 +163,35 @@ def generate(generator: str, length: int, rng: np.random.Generator, sr: int = 16
     if generator == "music":
         return synthetic_music(length, rng, sr)
     raise ValueError(f"unknown generator {generator!r}")
+
+
+#: ``corpus_babble(length, rng) -> (noise, what it is, offsets)``: babble of the corpus's own speakers,
+#: whose talker pool depends on the caller (the target's session when stored, the fold's training
+#: speakers online).
+CorpusBabble = Callable[[int, np.random.Generator], tuple[np.ndarray, str, list[int]]]
+
+
+def draw_noise(source: NoiseSource, length: int, rng: np.random.Generator, crossfade: int,
+               load: Callable[[str], np.ndarray], corpus_babble: CorpusBabble,
+               talkers: int) -> tuple[np.ndarray, str, list[int]]:
+    """The noise of one mixture from ``source``: ``(noise (length,), what it is, offsets in samples)``.
+
+    One definition for the stored (``augment_IEMOCAP.py``) and the online (``--train-on online``)
+    mixtures, so both draw the same way from the same generator. ``load(path)`` reads a recording
+    (16 kHz); ``talkers`` is how many voices a babble sums.
+    """
+    from lancet.noise.babble import babble_for
+    from lancet.noise.mixing import noise_segment
+
+    if source.kind == "generated":
+        return generate(source.generator, length, rng, SAMPLE_RATE), f"generated:{source.generator}", []
+    if source.kind == "files":
+        f = source.files[int(rng.integers(len(source.files)))]
+        seg, off = noise_segment(load(f), length, rng, crossfade)
+        return seg, f, [off]
+    if source.kind == "talkers":
+        seg, keys, offs = babble_for("", {f: [f] for f in source.files}, talkers, length, load, rng, crossfade)
+        return seg, "babble:" + "+".join(keys), list(offs)
+    if source.kind == "corpus":
+        return corpus_babble(length, rng)
+    raise ValueError(f"unknown noise source kind {source.kind!r}")

@@ -42,8 +42,8 @@ from lancet.conditions import CLEAN
 from lancet.errors import LancetError
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
-from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, mix_at_snr, noise_segment
-from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, generate, resolve_sources
+from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, mix_at_snr
+from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, draw_noise, resolve_sources
 from lancet.noise.split import SPLIT_SEED, TEST_FRACTION, TRAIN, split_recordings
 
 from .data import SegmentTable
@@ -206,23 +206,21 @@ class OnlineAugmenter:
 
     # -------------------------------------------------------------- one mixture
     def _noise(self, utt: TrainUtterance, noise_type: str, length: int, rng: np.random.Generator):
-        src = self.sources[noise_type]
-        if src.kind == "generated":
-            return generate(src.generator, length, rng, SAMPLE_RATE), f"generated:{src.generator}", []
-        if src.kind == "files":
-            f = src.files[int(rng.integers(len(src.files)))]
-            seg, _ = noise_segment(self.cache.get(f), length, rng, self.xf)
-            return seg, f, []
-        if src.kind == "talkers":
-            talkers = {f: [f] for f in src.files}
-            seg, keys, _ = babble_mod.babble_for("", talkers, self.s.babble_speakers, length, self.cache.get, rng, self.xf)
-            return seg, "babble:" + "+".join(keys), []
-        pool = babble_mod.fold_talkers(utt.speaker, self.by_speaker, self.train_speakers)
-        load = lambda i: self.cache.get(self.utts[i].path)  # noqa: E731
-        seg, keys, _ = babble_mod.babble_for(utt.speaker, pool, self.s.babble_speakers, length, load, rng, self.xf)
-        speakers = [self.utts[k].speaker for k in keys]
-        babble_mod.assert_fold_babble(speakers, self.train_speakers, self.blocked, (), f"online babble for {utt.id}")
-        return seg, "babble:" + "+".join(self.utts[k].id for k in keys), speakers
+        """(noise, what it is, the speakers heard in it): as stored mixtures draw it, but corpus babble
+        is made of the fold's training speakers only (asserted)."""
+        speakers: list[str] = []
+
+        def corpus_babble(n: int, r: np.random.Generator) -> tuple[np.ndarray, str, list[int]]:
+            pool = babble_mod.fold_talkers(utt.speaker, self.by_speaker, self.train_speakers)
+            load = lambda i: self.cache.get(self.utts[i].path)  # noqa: E731
+            seg, keys, offs = babble_mod.babble_for(utt.speaker, pool, self.s.babble_speakers, n, load, r, self.xf)
+            speakers.extend(self.utts[k].speaker for k in keys)
+            babble_mod.assert_fold_babble(speakers, self.train_speakers, self.blocked, (), f"online babble for {utt.id}")
+            return seg, "babble:" + "+".join(self.utts[k].id for k in keys), list(offs)
+
+        seg, what, _ = draw_noise(self.sources[noise_type], length, rng, self.xf, self.cache.get, corpus_babble,
+                                  self.s.babble_speakers)
+        return seg, what, speakers
 
     def mix(self, utt: TrainUtterance, rng: np.random.Generator) -> Mixture:
         """Draw a noise type, SNR and (maybe) a room for ``utt`` and mix, as augment_IEMOCAP.py does."""
