@@ -14,7 +14,7 @@ from pathlib import Path
 from lancet.atomic import read_csv
 from lancet.corpus import CorpusScan
 from lancet.corpora.classes import CREMAD_LABELS, DEFAULT_CLASSES, class_map
-from lancet.corpora.scan import ODD_NAME, add_audio, check_folders
+from lancet.corpora.scan import ODD_NAME, add_named_file, check_folders, wav_files
 from lancet.errors import LancetError
 
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
@@ -72,16 +72,12 @@ def scan_cremad(root: str | Path, classes: str = DEFAULT_CLASSES,
     demographics = root / DEMOGRAPHICS
     genders = read_demographics(demographics) if demographics.is_file() else {}
     scan = CorpusScan()
-    for wav in sorted(p for p in audio.glob("*.wav") if not p.name.startswith("._")):
+    for wav in wav_files(audio):
         try:
             actor, emotion = parse_cremad_name(wav.stem)
         except ValueError as exc:
             scan.warn(ODD_NAME, f"{wav}: {exc}; skipped")
             continue
-        cls = mapping.get(emotion)
-        if cls is None:
-            scan.dropped_labels[emotion] += 1
-            continue
-        add_audio(scan, wav, root, converted_dir, str(wav), uid=wav.stem, speaker=actor,
-                  gender=genders.get(actor, UNKNOWN_GENDER), label=emotion, cls=cls)
+        add_named_file(scan, mapping, wav, root, converted_dir, label=emotion, speaker=actor,
+                       gender=genders.get(actor, UNKNOWN_GENDER))
     return scan

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lancet.corpus import CorpusScan
 from lancet.corpora.classes import DEFAULT_CLASSES, EMODB_LABELS, class_map
-from lancet.corpora.scan import ODD_NAME, add_audio, check_folders
+from lancet.corpora.scan import ODD_NAME, add_named_file, check_folders, wav_files
 
 EMODB_GENDER: dict[str, str] = {**{s: "M" for s in ("03", "10", "11", "12", "15")},
                                 **{s: "F" for s in ("08", "09", "13", "14", "16")}}
@@ -54,16 +54,11 @@ def scan_emodb(root: str | Path, classes: str = DEFAULT_CLASSES,
     mapping = class_map(EMODB_LABELS, classes)
     root = check_folders(root, converted_dir, "EmoDB", "expected wav/ with files like 03a01Fa.wav inside")
     scan = CorpusScan()
-    for wav in sorted(p for p in wav_folder(root).glob("*.wav") if not p.name.startswith("._")):
+    for wav in wav_files(wav_folder(root)):
         try:
             speaker, gender, letter = parse_emodb_name(wav.stem)
         except ValueError as exc:
             scan.warn(ODD_NAME, f"{wav}: {exc}; skipped")
             continue
-        cls = mapping.get(letter)
-        if cls is None:
-            scan.dropped_labels[letter] += 1
-            continue
-        add_audio(scan, wav, root, converted_dir, str(wav), uid=wav.stem, speaker=speaker, gender=gender,
-                  label=letter, cls=cls)
+        add_named_file(scan, mapping, wav, root, converted_dir, label=letter, speaker=speaker, gender=gender)
     return scan

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lancet.corpus import CorpusScan
 from lancet.corpora.classes import DEFAULT_CLASSES, RAVDESS_LABELS, class_map
-from lancet.corpora.scan import ODD_NAME, add_audio, check_folders
+from lancet.corpora.scan import ODD_NAME, add_named_file, check_folders, wav_files
 from lancet.errors import LancetError
 
 SPEECH_AUDIO = ("03", "01")
@@ -60,7 +60,7 @@ def scan_ravdess(root: str | Path, classes: str = DEFAULT_CLASSES, converted_dir
     scan = CorpusScan()
     for folder in actors:
         folder_actor = folder.name[len("Actor_"):]
-        for wav in sorted(p for p in folder.glob("*.wav") if not p.name.startswith("._")):
+        for wav in wav_files(folder):
             try:
                 fields = parse_ravdess_name(wav.stem)
                 if fields["actor"] != folder_actor:
@@ -71,11 +71,7 @@ def scan_ravdess(root: str | Path, classes: str = DEFAULT_CLASSES, converted_dir
             if (fields["modality"], fields["vocal channel"]) != SPEECH_AUDIO:
                 scan.dropped_labels[NOT_SPEECH_AUDIO] += 1
                 continue
-            cls = mapping.get(fields["emotion"])
-            if cls is None:
-                scan.dropped_labels[fields["emotion"]] += 1
-                continue
             actor = fields["actor"]
-            add_audio(scan, wav, root, converted_dir, str(wav), uid=wav.stem, speaker=f"Actor_{actor}",
-                      gender="M" if int(actor) % 2 else "F", label=fields["emotion"], cls=cls)
+            add_named_file(scan, mapping, wav, root, converted_dir, label=fields["emotion"], speaker=f"Actor_{actor}",
+                           gender="M" if int(actor) % 2 else "F")
     return scan

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Mapping
 
 from lancet.audio import SAMPLE_RATE, AudioError, audio_info
 from lancet.corpus import CorpusScan, Utterance, _convert_once
@@ -76,3 +77,20 @@ def add_audio(scan: CorpusScan, wav: Path, root: Path, converted_dir: str | Path
                     improvised=improvised, label=label, cls=cls, duration_s=frames / sr, sample_rate=SAMPLE_RATE)
     scan.utterances.append(utt)
     return utt
+
+
+def wav_files(folder: Path) -> list[Path]:
+    """The ``.wav`` files of ``folder``, sorted; macOS ``._`` companions left out."""
+    return sorted(p for p in folder.glob("*.wav") if not p.name.startswith("._"))
+
+
+def add_named_file(scan: CorpusScan, mapping: Mapping[str, str], wav: Path, root: Path,
+                   converted_dir: str | Path | None, *, label: str, speaker: str, gender: str) -> Utterance | None:
+    """A file whose name gave its speaker and label: dropped and counted when ``label`` is outside the
+    class ``mapping``, else checked and recorded (:func:`add_audio`) with the file name as its id."""
+    cls = mapping.get(label)
+    if cls is None:
+        scan.dropped_labels[label] += 1
+        return None
+    return add_audio(scan, wav, root, converted_dir, str(wav), uid=wav.stem, speaker=speaker, gender=gender,
+                     label=label, cls=cls)
