@@ -343,6 +343,31 @@ def test_online_epochs_differ_and_repeat_for_a_seed(online_corpus):
     assert np.array_equal(ahead.epoch_table(1).sources[0], b.sources[0])
 
 
+def test_online_clean_share_keeps_utterances_untouched(online_corpus):
+    """--online-clean-prob p: about p of the mixtures are the speech itself; 0 leaves the noise draws as they were."""
+    from scipy.stats import binomtest
+
+    from lancet.errors import LancetError
+
+    aug = _augmenter(online_corpus, noise_types=("white",), reverb_prob=0.0, clean_prob=0.3)
+    rng = np.random.default_rng(1)
+    n_clean, n = 0, 400
+    for k in range(n):
+        u = aug.utts[k % len(aug.utts)]
+        m = aug.mix(u, rng)
+        if m.noise_type == "clean":
+            n_clean += 1
+            assert m.snr_db == float("inf") and np.array_equal(m.audio, aug.cache.get(u.path).astype(np.float64))
+        else:
+            assert m.noise_type == "white" and -5.0 <= m.snr_db <= 20.0
+    assert binomtest(n_clean, n, 0.3).pvalue > 1e-3, n_clean
+    plain = _augmenter(online_corpus, noise_types=("white",), reverb_prob=0.0)
+    zero = _augmenter(online_corpus, noise_types=("white",), reverb_prob=0.0, clean_prob=0.0)
+    assert np.array_equal(plain.epoch_table(0).sources[0], zero.epoch_table(0).sources[0])
+    with pytest.raises(LancetError, match="online-clean-prob"):
+        _augmenter(online_corpus, clean_prob=1.0)
+
+
 # ----------------------------------------------------------------------------- through the trainer
 @pytest.fixture(scope="module")
 def ambient_store(tmp_path_factory):

@@ -21,6 +21,7 @@ from lancet.locking import WAIT_FLAG_HELP
 from lancet.noise.sources import NOISE_TYPES
 from lancet.corpus import CLASS_MAPS as _CORPUS_CLASS_MAPS
 from lancet.features.params import KINDS as _FEATURE_KINDS
+from .online import CLEAN_PROB, REVERB_PROB, SNR_RANGE
 
 FEATURE_KINDS = tuple(_FEATURE_KINDS)
 PROTOCOLS = ("loso", "random")
@@ -44,7 +45,7 @@ IDENTITY_FIELDS = (
     # noise robustness (issue 12)
     "norm", "specaugment", "specaugment_time_masks", "specaugment_time_width", "specaugment_freq_masks",
     "specaugment_freq_width", "online_snr_low", "online_snr_high", "online_noise_types", "online_reverb_prob",
-    "noise_split_seed", "noise_test_fraction",
+    "online_clean_prob", "noise_split_seed", "noise_test_fraction",
 )
 
 
@@ -122,12 +123,14 @@ class TrainConfig:
     specaugment_freq_masks: int = opt(2, "frequency masks per segment", "noise robustness (docs/ROBUSTNESS.md)")
     specaugment_freq_width: float = opt(0.15, "widest frequency mask: a fraction of the bins if < 1, else bins",
                                         "noise robustness (docs/ROBUSTNESS.md)")
-    online_snr_low: float = opt(-5.0, "--train-on online: lowest SNR (dB)", "noise robustness (docs/ROBUSTNESS.md)")
-    online_snr_high: float = opt(20.0, "--train-on online: highest SNR (dB)", "noise robustness (docs/ROBUSTNESS.md)")
+    online_snr_low: float = opt(SNR_RANGE[0], "--train-on online: lowest SNR (dB)", "noise robustness (docs/ROBUSTNESS.md)")
+    online_snr_high: float = opt(SNR_RANGE[1], "--train-on online: highest SNR (dB)", "noise robustness (docs/ROBUSTNESS.md)")
     online_noise_types: tuple[str, ...] = opt(("babble", "music", "ambient", "white"), "--train-on online: noise "
                                               "types", "noise robustness (docs/ROBUSTNESS.md)", choices=NOISE_TYPES)
-    online_reverb_prob: float = opt(0.2, "--train-on online: probability of reverberating a mixture first",
+    online_reverb_prob: float = opt(REVERB_PROB, "--train-on online: probability of reverberating a mixture first",
                                     "noise robustness (docs/ROBUSTNESS.md)")
+    online_clean_prob: float = opt(CLEAN_PROB, "--train-on online: share of training utterances kept clean each epoch",
+                                   "noise robustness (docs/ROBUSTNESS.md)")
     noise_dir: str | None = opt(None, "--train-on online: noise recordings as augment_IEMOCAP.py --noise-dir "
                                 "(default: the shared ones)", "noise robustness (docs/ROBUSTNESS.md)")
     rir_dir: str | None = opt(None, "--train-on online: RIR folder (default: simulated rooms)",

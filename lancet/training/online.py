@@ -1,8 +1,8 @@
 """On-the-fly noise augmentation for training (``--train-on online``).
 
-Every epoch, every training utterance is mixed afresh with a noise drawn from the noise types asked
-for, at an SNR drawn uniformly from ``[snr_low, snr_high]`` dB, and reverberated first with probability
-``reverb_prob``; its segments' features are then computed with the project's torch feature path
+Every epoch, every training utterance is kept clean with probability ``clean_prob`` and otherwise mixed
+afresh with a noise drawn from the noise types asked for, at an SNR drawn uniformly from
+``[snr_low, snr_high]`` dB, and reverberated first with probability ``reverb_prob``; its segments' features are then computed with the project's torch feature path
 (:class:`lancet.features.TorchFeatures`, on the training device). The result is an in-memory
 :class:`~lancet.training.data.SegmentTable` that the training loop uses for that epoch; validation and
 test stay on the stored conditions, so the robustness matrix means the same as for the other modes.
@@ -50,6 +50,7 @@ from .data import SegmentTable
 
 SNR_RANGE = (-5.0, 20.0)
 REVERB_PROB = 0.2
+CLEAN_PROB = 0.0
 ONLINE_ROOM_SEED = 1_000_003   # simulated rooms for training: other source/microphone placements than the stored ones
 ONLINE_CONDITION = "online"
 
@@ -62,6 +63,7 @@ class OnlineSettings:
     snr_high: float = SNR_RANGE[1]
     noise_types: Sequence[str] = NOISE_TYPES
     reverb_prob: float = REVERB_PROB
+    clean_prob: float = CLEAN_PROB
     noise_dir: str | None = None
     shared_noise_dir: str | None = str(SHARED_NOISE_DIR)
     rir_dir: str | None = None
@@ -75,6 +77,8 @@ class OnlineSettings:
             raise LancetError(f"--online-snr: the low end {self.snr_low} is above the high end {self.snr_high}")
         if not 0.0 <= self.reverb_prob <= 1.0:
             raise LancetError(f"--online-reverb-prob must be in [0, 1], got {self.reverb_prob}")
+        if not 0.0 <= self.clean_prob < 1.0:
+            raise LancetError(f"--online-clean-prob must be in [0, 1), got {self.clean_prob}")
         unknown = [n for n in self.noise_types if n not in NOISE_TYPES]
         if unknown or not self.noise_types:
             raise LancetError(f"--online-noise-types: choose from {', '.join(NOISE_TYPES)} (got {', '.join(unknown) or 'none'})")
@@ -223,8 +227,13 @@ class OnlineAugmenter:
         return seg, what, speakers
 
     def mix(self, utt: TrainUtterance, rng: np.random.Generator) -> Mixture:
-        """Draw a noise type, SNR and (maybe) a room for ``utt`` and mix, as augment_IEMOCAP.py does."""
+        """Draw a noise type, SNR and (maybe) a room for ``utt`` and mix, as augment_IEMOCAP.py does.
+
+        With ``clean_prob`` > 0 the utterance is first kept as it is with that probability (SNR +inf, noise
+        type ``clean``). The draw is skipped at 0, so runs without a clean share see the same noise as before."""
         speech = self.cache.get(utt.path).astype(np.float64)
+        if self.s.clean_prob > 0 and rng.random() < self.s.clean_prob:
+            return Mixture(speech.copy(), speech.astype(np.float32), float("inf"), CLEAN, "")
         room = ""
         if self.rooms and rng.random() < self.s.reverb_prob:
             r = self.rooms[int(rng.integers(len(self.rooms)))]
