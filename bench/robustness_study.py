@@ -7,7 +7,10 @@
 Reads every finished unit's records (``<run>/metrics/*.json``), so it works on a study still running.
 Prints, per model, one markdown table: conditions down, runs across, utterance-level UA in % as
 mean ± std over folds and seeds ("!" = a run where one class took > 90 % of the predictions), plus the
-mean over all conditions and the number of units pooled.
+mean over all conditions and the number of units pooled. With ``--reference RUN`` (clean-only training)
+it also prints, per model and run, the issue's targets: the drop from clean at 10 dB (at most 8 points)
+and 0 dB (at most 20) per noise type, whether any condition is degenerate, clean UA against the
+reference run (at most 2 points lower), and each run's mean UA over conditions per model.
 """
 
 from __future__ import annotations
@@ -69,6 +72,39 @@ def table(model: str, runs: dict[str, list[dict]]) -> str:
     return "\n".join(out)
 
 
+TARGET_DROP = {10.0: 8.0, 0.0: 20.0}   # the issue's limits: UA at this SNR within this many points of clean
+TARGET_CLEAN_LOSS = 2.0                 # clean UA at most this many points below clean-only training
+
+
+def targets(model: str, runs: dict[str, list[dict]], reference: str) -> str:
+    """The issue's targets for every run of ``model``: drops from clean in points, '✓' where met."""
+    ref = {r["condition"]: r for r in robustness_matrix([x for x in runs[reference] if x["model"] == model])}
+    if "clean" not in ref:
+        return ""
+    out = [f"**{model}**: targets (points; ✓ met)", "",
+           "| run | " + " | ".join(f"{n} {snr:g} dB" for snr in TARGET_DROP for n in ("babble", "ambient", "white"))
+           + " | degenerate | clean vs reference | mean UA |", "|---|" + "---|" * 9]
+    for name, recs in runs.items():
+        rows = {r["condition"]: r for r in robustness_matrix([x for x in recs if x["model"] == model])}
+        if "clean" not in rows:
+            continue
+        clean = 100 * rows["clean"]["ua_mean"]
+        cells = []
+        for snr, limit in TARGET_DROP.items():
+            for noise in ("babble", "ambient", "white"):
+                r = rows.get(f"{noise}_{snr:g}dB")
+                drop = None if r is None else 100 * r["ua_mean"] - clean
+                cells.append("-" if drop is None else f"{drop:+.1f}" + (" ✓" if drop >= -limit else ""))
+        degenerate = sorted(c for c, r in rows.items() if r.get("degenerate_runs"))
+        cells.append(", ".join(degenerate) if degenerate else "none ✓")
+        loss = clean - 100 * ref["clean"]["ua_mean"]
+        cells.append(f"{loss:+.1f}" + (" ✓" if loss >= -TARGET_CLEAN_LOSS else ""))
+        m, s = mean_std(unit_means([x for x in recs if x["model"] == model]))
+        cells.append(f"{100 * m:.1f} ± {100 * s:.1f}")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def plot(path: Path, runs: dict[str, list[dict]], model: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -111,6 +147,7 @@ def main() -> int:
     p.add_argument("--models", nargs="+", default=["LANCET", "TCNet", "GLAM"])
     p.add_argument("--plot", help="write the accuracy-against-SNR plot of --plot-model here (PNG)")
     p.add_argument("--plot-model", default="LANCET")
+    p.add_argument("--reference", help="run of clean-only training: also print the issue's targets against it")
     args = p.parse_args()
     runs = {}
     for name in args.runs:
@@ -118,9 +155,13 @@ def main() -> int:
         if not folder.is_dir():
             raise LancetError(f"{folder}: no such run folder")
         runs[name] = load_run(folder)
+    if args.reference and args.reference not in runs:
+        raise LancetError(f"--reference {args.reference}: name it among the runs too")
     for model in args.models:
         text = table(model, runs)
         if text:
+            print(text + "\n")
+        if args.reference and (text := targets(model, runs, args.reference)):
             print(text + "\n")
     if args.plot:
         plot(Path(args.plot), runs, args.plot_model)
