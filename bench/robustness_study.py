@@ -2,7 +2,7 @@
 """Tables and the accuracy-against-SNR plot of a robustness study (docs/ROBUSTNESS.md) from its run folders.
 
     python bench/robustness_study.py --results /tmp/study/results clean_global online_utterance ... \
-        [--plot docs/robustness_snr.png] [--model LANCET]
+        [--reference clean_global] [--plot docs/robustness_snr.png --plot-models LANCET GLAM TCNet]
 
 Reads every finished unit's records (``<run>/metrics/*.json``), so it works on a study still running.
 Prints, per model, one markdown table: conditions down, runs across, utterance-level UA in % as
@@ -105,7 +105,8 @@ def targets(model: str, runs: dict[str, list[dict]], reference: str) -> str:
     return "\n".join(out)
 
 
-def plot(path: Path, runs: dict[str, list[dict]], model: str) -> None:
+def plot(path: Path, runs: dict[str, list[dict]], models: list[str]) -> None:
+    """UA against SNR: one row of panels per model, one panel per noise type, one line per run."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -114,29 +115,33 @@ def plot(path: Path, runs: dict[str, list[dict]], model: str) -> None:
 
     noises = sorted({parse_condition(r["condition"])[0] for recs in runs.values() for r in recs
                      if parse_condition(r["condition"])[1] is not None})
-    fig, axes = plt.subplots(1, len(noises), figsize=(4.2 * len(noises), 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(len(models), len(noises), figsize=(4.2 * len(noises), 3.3 * len(models)), sharey=True,
+                             squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, (name, recs) in enumerate(runs.items()):
-        rows = [r for r in robustness_matrix([x for x in recs if x["model"] == model])]
-        if not rows:
-            continue
-        clean = next((r for r in rows if r["condition"] == "clean"), None)
-        for ax, noise in zip(axes[0], noises):
-            pts = sorted((r for r in rows if r["noise_type"] == noise and r["snr_db"] != ""), key=lambda r: float(r["snr_db"]))
-            ax.errorbar([float(r["snr_db"]) for r in pts], [100 * r["ua_mean"] for r in pts],
-                        yerr=[100 * r["ua_std"] for r in pts], marker="o", capsize=3, color=colours[k % len(colours)],
-                        label=name)
-            if clean is not None:
-                ax.axhline(100 * clean["ua_mean"], color=colours[k % len(colours)], linestyle="--", linewidth=1)
-    for ax, noise in zip(axes[0], noises):
-        ax.axhline(25, color="grey", linestyle=":", linewidth=1)
-        ax.set_title(f"{model}: {noise} (dashed: clean, dotted: chance)", fontsize=9)
+    for row, model in enumerate(models):
+        for k, (name, recs) in enumerate(runs.items()):
+            rows = robustness_matrix([x for x in recs if x["model"] == model])
+            if not rows:
+                continue
+            clean = next((r for r in rows if r["condition"] == "clean"), None)
+            for ax, noise in zip(axes[row], noises):
+                pts = sorted((r for r in rows if r["noise_type"] == noise and r["snr_db"] != ""),
+                             key=lambda r: float(r["snr_db"]))
+                ax.errorbar([float(r["snr_db"]) for r in pts], [100 * r["ua_mean"] for r in pts],
+                            yerr=[100 * r["ua_std"] for r in pts], marker="o", capsize=3,
+                            color=colours[k % len(colours)], label=name)
+                if clean is not None:
+                    ax.axhline(100 * clean["ua_mean"], color=colours[k % len(colours)], linestyle="--", linewidth=1)
+        for ax, noise in zip(axes[row], noises):
+            ax.axhline(25, color="grey", linestyle=":", linewidth=1)
+            ax.set_title(f"{model}: {noise} (dashed: clean, dotted: chance)", fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[row][0].set_ylabel("UA (%)")
+    for ax in axes[-1]:
         ax.set_xlabel("SNR (dB)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("UA (%)")
     axes[0][-1].legend(fontsize=7)
     with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -146,7 +151,7 @@ def main() -> int:
     p.add_argument("--results", required=True, help="results folder of the study")
     p.add_argument("--models", nargs="+", default=["LANCET", "TCNet", "GLAM"])
     p.add_argument("--plot", help="write the accuracy-against-SNR plot of --plot-model here (PNG)")
-    p.add_argument("--plot-model", default="LANCET")
+    p.add_argument("--plot-models", nargs="+", default=["LANCET"], help="models in the plot, one row each")
     p.add_argument("--reference", help="run of clean-only training: also print the issue's targets against it")
     args = p.parse_args()
     runs = {}
@@ -164,7 +169,7 @@ def main() -> int:
         if args.reference and (text := targets(model, runs, args.reference)):
             print(text + "\n")
     if args.plot:
-        plot(Path(args.plot), runs, args.plot_model)
+        plot(Path(args.plot), runs, args.plot_models)
         print(f"plot: {args.plot}")
     return 0
 
