@@ -309,7 +309,7 @@ def emodb_pipeline(tmp_path_factory) -> dict[str, Path]:
          "--out", str(p["feat"] / "mfcc"), "--workers", "1", "--no-progress"),
         ("train_LANCET.py", "--features-dir", str(p["feat"]), "--features", "mfcc", "--models", "TCNet", "--epochs",
          "1", "--folds", "1", "--classes", "all", "--run-name", "emodb", "--results-dir", str(p["results"]),
-         "--no-progress", "--threads", "1"),
+         "--no-progress", "--threads", "1", "--train-on", "clean"),
     ]
     p["logs"] = []
     for script, *args in steps:
@@ -411,7 +411,7 @@ def test_cross_corpus_every_fold_model_on_the_other_corpus(tmp_path, capsys):
     logs: list[str] = []
     cfg = TrainConfig(features_dir=str(train), features="mfcc", models=("TCNet",), epochs=2, threads=1,
                       results_dir=str(tmp_path / "results"), run_name="AtoB", test_features_dir=str(test),
-                      progress=False, workers=0)
+                      progress=False, workers=0, train_on="clean")
     out = run_training(cfg, log=logs.append)
     text = "\n".join(logs)
     assert "left out (classes the model does not know): fear 6" in text

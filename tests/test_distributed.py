@@ -24,7 +24,7 @@ from test_training import ROOT, make_store
 
 UNITS = ("fold1", "fold2", "fold3")
 ARGS = ("--features", "mfcc", "--models", "TCNet", "--folds", "1", "2", "3", "--epochs", "2", "--batch-size", "8",
-        "--device", "cpu", "--amp", "off", "--workers", "0", "--threads", "1", "--no-progress")
+        "--device", "cpu", "--amp", "off", "--workers", "0", "--threads", "1", "--no-progress", "--train-on", "clean")
 STARTED = re.compile(r"\[TCNet (fold\d) clean seed \d+\] \d+ training / \d+ validation segments")
 
 

@@ -566,7 +566,7 @@ def test_training_refuses_a_damaged_store_in_one_line(tmp_path, monkeypatch, dam
         npy.write_bytes(data[: len(data) // 2])
     r = subprocess.run([sys.executable, str(ROOT / "train_LANCET.py"), "--features-dir", str(tmp_path / "features"),
                         "--features", "mfcc", "--models", "TCNet", "--epochs", "1", "--device", "cpu",
-                        "--results-dir", str(tmp_path / "results"), "--run-name", "t", "--threads", "1"],
+                        "--results-dir", str(tmp_path / "results"), "--run-name", "t", "--threads", "1", "--train-on", "clean"],
                        capture_output=True, text=True, env={**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")},
                        timeout=300)
     err = one_line_error(r, code=2)

@@ -88,6 +88,7 @@ def test_training_reports_every_condition_speaker_independently(pipeline):
     assert "speaker-independent" in log
     config = json.loads((run_dir / "config.json").read_text())
     assert config["features"] == "mfcc" and config["protocol"] == "loso"
+    assert config["train_on"] == "online"   # the default recipe: fresh noise every epoch (docs/ROBUSTNESS.md)
     summary = rows(run_dir / "summary.csv")
     assert {r["condition"] for r in summary} == {"clean", "white_0dB", "babble_0dB"}
     metrics = sorted((run_dir / "metrics").glob("TCNet*fold*.json"))
@@ -95,7 +96,7 @@ def test_training_reports_every_condition_speaker_independently(pipeline):
     for fold, test_speakers, val_speakers in (("fold1", "Ses01F,Ses01M", "Ses02F,Ses02M"),
                                               ("fold2", "Ses02F,Ses02M", "Ses03F,Ses03M")):
         assert f"test speakers {test_speakers}; validation speakers {val_speakers}" in log, fold
-        record = json.loads((run_dir / "metrics" / f"TCNet__train-clean__seed987654__{fold}.json").read_text())
+        record = json.loads((run_dir / "metrics" / f"TCNet__train-online__seed987654__{fold}.json").read_text())
         assert {r["condition"] for r in record} == {"clean", "white_0dB", "babble_0dB"}
         assert all(0 <= r["wa"] <= 1 and 0 <= r["ua"] <= 1 for r in record)
     stats = sorted((pipeline["features"] / "mfcc" / "norm_stats").glob("tiny__TCNet*.npz"))

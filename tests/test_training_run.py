@@ -188,6 +188,21 @@ def test_cli_bad_inputs_give_one_line_errors(store, tmp_path):
     assert r.returncode == 2 and "--checkpoint" in r.stderr
 
 
+def test_default_online_training_without_audio_says_how_to_train_on_features(store, tmp_path):
+    """The default recipe mixes noise into the clean audio; a store without it stops before any training,
+    in one line that names the way out."""
+    r = _cli("--features-dir", str(store), "--features", "mfcc", "--models", "TCNet", "--epochs", "1", "--folds", "3",
+             "--results-dir", str(tmp_path / "results"), "--no-progress", "--threads", "1")
+    errors = [line for line in r.stderr.splitlines() if not line.startswith("warning: ")]
+    assert r.returncode == 2 and len(errors) == 1 and errors[0].startswith("error: ")
+    assert "--audio-manifest" in errors[0] and "--train-on clean" in errors[0]
+    assert not list((tmp_path / "results").rglob("*.pt"))
+    r = _cli("--features-dir", str(store), "--features", "mfcc", "--models", "TCNet", "--epochs", "1", "--folds", "3",
+             "--results-dir", str(tmp_path / "results"), "--no-progress", "--threads", "1", "--train-on", "clean",
+             "--run-name", "features_only")
+    assert r.returncode == 0, r.stderr
+
+
 def test_empty_splits_are_errors(tmp_path):
     feats = make_store(tmp_path / "f", conditions=("clean",), sessions=3, per_class=1, improvised=False)
     with pytest.raises(LancetError, match="no utterances .* left"):

@@ -53,6 +53,8 @@ REVERB_PROB = 0.2
 CLEAN_PROB = 0.0
 ONLINE_ROOM_SEED = 1_000_003   # simulated rooms for training: other source/microphone placements than the stored ones
 ONLINE_CONDITION = "online"
+# Appended to errors about the clean audio: online training is the default, so say how to do without audio.
+AUDIO_HINT = "--train-on clean trains on the stored features alone"
 
 
 @dataclass
@@ -109,8 +111,8 @@ def clean_audio_paths(manifest: str | os.PathLike) -> dict[str, str]:
     """``id -> wav path`` of the clean utterances of a combined manifest (PIPELINE.md step 3) or corpus manifest."""
     path = Path(manifest)
     if not path.is_file():
-        raise LancetError(f"{path}: audio manifest not found (--train-on online needs the clean audio; "
-                          f"pass --audio-manifest)")
+        raise LancetError(f"{path}: audio manifest not found (--train-on online, the default, needs the clean audio: "
+                          f"pass --audio-manifest, or {AUDIO_HINT})")
     rows = read_csv(path)
     if not rows or "id" not in rows[0] or "path" not in rows[0]:
         raise LancetError(f"{path}: not a manifest with 'id' and 'path' columns")

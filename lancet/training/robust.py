@@ -123,7 +123,7 @@ class NoisePools:
                     f"--train-on {cfg.train_on}: the stored conditions {', '.join(recorded[:3])}"
                     f"{'...' if len(recorded) > 3 else ''} may reuse noise recordings in training and testing; give "
                     f"--noise-manifest <augmented folder>/{NOISE_MANIFEST} so that training and testing use "
-                    f"separate recordings")
+                    f"separate recordings" + (" (or --train-on clean)" if cfg.train_on == "online" else ""))
             return cls(None, {})
         rows = read_csv(path)
         if rows and not {"id", "condition", "noise_type", "noise_file"} <= set(rows[0]):
@@ -202,12 +202,13 @@ class NoisePools:
 
 def make_online(trainer, unit):
     """The :class:`~lancet.training.online.OnlineAugmenter` of one unit's fold (training speakers only)."""
-    from .online import OnlineAugmenter, TrainUtterance, clean_audio_paths
+    from .online import AUDIO_HINT, OnlineAugmenter, TrainUtterance, clean_audio_paths
 
     cfg = trainer.cfg
     manifest = cfg.audio_manifest or trainer.store.params.get("manifest")
     if not manifest:
-        raise LancetError(f"{trainer.where}: params.json names no manifest; pass --audio-manifest for --train-on online")
+        raise LancetError(f"{trainer.where}: params.json names no manifest; pass --audio-manifest for --train-on online "
+                          f"(the default), or {AUDIO_HINT}")
     paths = clean_audio_paths(manifest)
     utts = []
     missing = []
@@ -220,7 +221,7 @@ def make_online(trainer, unit):
         utts.append(TrainUtterance(u.id, paths[u.id], u.speaker, trainer.class_to_label[u.cls]))
     if missing:
         raise LancetError(f"{manifest}: no clean audio for {len(missing)} training utterance(s) of "
-                          f"{unit.fold.name} (e.g. {missing[0]})")
+                          f"{unit.fold.name} (e.g. {missing[0]}); {AUDIO_HINT}")
     return OnlineAugmenter(utts, unit.fold.train_speakers, tuple(unit.fold.test_speakers) + tuple(unit.fold.val_speakers),
                            trainer.store.params, online_settings(cfg), seed=unit.seed, device=str(trainer.device),
                            log=trainer.log, epochs=cfg.epochs)
