@@ -74,6 +74,7 @@ def table(model: str, runs: dict[str, list[dict]]) -> str:
 
 TARGET_DROP = {10.0: 8.0, 0.0: 20.0}   # the limits: UA at this SNR within this many points of clean
 TARGET_CLEAN_LOSS = 2.0                 # clean UA at most this many points below clean-only training
+TARGET_NOISES = ("babble", "ambient", "white")   # the noise types the targets name
 
 
 def targets(model: str, runs: dict[str, list[dict]], reference: str) -> str:
@@ -81,9 +82,10 @@ def targets(model: str, runs: dict[str, list[dict]], reference: str) -> str:
     ref = {r["condition"]: r for r in robustness_matrix([x for x in runs[reference] if x["model"] == model])}
     if "clean" not in ref:
         return ""
-    out = [f"**{model}**: targets (points; ✓ met)", "",
-           "| run | " + " | ".join(f"{n} {snr:g} dB" for snr in TARGET_DROP for n in ("babble", "ambient", "white"))
-           + " | degenerate | clean vs reference | mean UA |", "|---|" + "---|" * 9]
+    columns = [f"{n} {snr:g} dB" for snr in TARGET_DROP for n in TARGET_NOISES]
+    columns += ["degenerate", "clean vs reference", "mean UA"]
+    out = [f"**{model}**: targets (points; ✓ met)", "", "| run | " + " | ".join(columns) + " |",
+           "|---|" + "---|" * len(columns)]
     for name, recs in runs.items():
         rows = {r["condition"]: r for r in robustness_matrix([x for x in recs if x["model"] == model])}
         if "clean" not in rows:
@@ -91,7 +93,7 @@ def targets(model: str, runs: dict[str, list[dict]], reference: str) -> str:
         clean = 100 * rows["clean"]["ua_mean"]
         cells = []
         for snr, limit in TARGET_DROP.items():
-            for noise in ("babble", "ambient", "white"):
+            for noise in TARGET_NOISES:
                 r = rows.get(f"{noise}_{snr:g}dB")
                 drop = None if r is None else 100 * r["ua_mean"] - clean
                 cells.append("-" if drop is None else f"{drop:+.1f}" + (" ✓" if drop >= -limit else ""))
@@ -150,7 +152,7 @@ def main() -> int:
     p.add_argument("runs", nargs="+", help="run names (folders under --results)")
     p.add_argument("--results", required=True, help="results folder of the study")
     p.add_argument("--models", nargs="+", default=["LANCET", "TCNet", "GLAM"])
-    p.add_argument("--plot", help="write the accuracy-against-SNR plot of --plot-model here (PNG)")
+    p.add_argument("--plot", help="write the accuracy-against-SNR plot of --plot-models here (PNG)")
     p.add_argument("--plot-models", nargs="+", default=["LANCET"], help="models in the plot, one row each")
     p.add_argument("--reference", help="run of clean-only training: also print the issue's targets against it")
     args = p.parse_args()

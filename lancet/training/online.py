@@ -2,7 +2,8 @@
 
 Every epoch, every training utterance is kept clean with probability ``clean_prob`` and otherwise mixed
 afresh with a noise drawn from the noise types asked for, at an SNR drawn uniformly from
-``[snr_low, snr_high]`` dB, and reverberated first with probability ``reverb_prob``; its segments' features are then computed with the project's torch feature path
+``[snr_low, snr_high]`` dB, and reverberated first with probability ``reverb_prob``; its segments'
+features are then computed with the project's torch feature path
 (:class:`lancet.features.TorchFeatures`, on the training device). The result is an in-memory
 :class:`~lancet.training.data.SegmentTable` that the training loop uses for that epoch; validation and
 test stay on the stored conditions, so the robustness matrix means the same as for the other modes.

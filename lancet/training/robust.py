@@ -61,7 +61,8 @@ def online_settings(cfg):
     from .online import OnlineSettings
 
     kw = dict(snr_low=cfg.online_snr_low, snr_high=cfg.online_snr_high, noise_types=tuple(cfg.online_noise_types),
-              reverb_prob=cfg.online_reverb_prob, clean_prob=cfg.online_clean_prob, noise_dir=cfg.noise_dir, rir_dir=cfg.rir_dir,
+              reverb_prob=cfg.online_reverb_prob, clean_prob=cfg.online_clean_prob, noise_dir=cfg.noise_dir,
+              rir_dir=cfg.rir_dir,
               split_seed=cfg.noise_split_seed, test_fraction=cfg.noise_test_fraction)
     return OnlineSettings(**kw)
 
