@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from lancet.errors import run_cli
+from lancet.core.errors import run_cli
 
 DEVICE = "auto"      # auto | cpu | cuda
 POOLING = None       # None: the pooling the model was evaluated with; or mean | vote

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from lancet.errors import HelpFormatter, LancetError, run_cli
+from lancet.core.errors import HelpFormatter, LancetError, run_cli
 
 # ------------------------------------------------------------------ paths (each is also a flag)
 # Every other setting -- the recipe (epochs, batch size, learning rate, mixup, seeds...), the device,

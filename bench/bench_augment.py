@@ -2,7 +2,7 @@
 
     python bench/bench_augment.py [--utterances-per-speaker 8] [--workers N] [--generated-noise]
 
-Makes the demo corpus in a temporary folder (lancet.demo_corpus), then runs the full augmentation (4 noise
+Makes the demo corpus in a temporary folder (lancet.corpora.demo), then runs the full augmentation (4 noise
 types x 6 SNRs + 2 simulated rooms, noise from ../shared/data/noise when present) once with one process and
 once with all cores, each into a fresh folder. Each run includes its start-up (loading and resampling the
 noise recordings, simulating the RIRs).
@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lancet.atomic import read_csv  # noqa: E402
-from lancet.corpus import scan_corpus  # noqa: E402
-from lancet.demo_corpus import make_demo_corpus  # noqa: E402
+from lancet.core.atomic import read_csv  # noqa: E402
+from lancet.corpora.iemocap import scan_iemocap  # noqa: E402
+from lancet.corpora.demo import make_demo_corpus  # noqa: E402
 from lancet.noise.augment import AugmentConfig, augment  # noqa: E402
 from lancet.noise.sources import SHARED_NOISE_DIR  # noqa: E402
 
@@ -50,7 +50,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_demo_corpus(tmp / "IEMOCAP", seed=0, utterances_per_speaker=args.utterances_per_speaker)
-        utts = scan_corpus(tmp / "IEMOCAP").utterances
+        utts = scan_iemocap(tmp / "IEMOCAP").utterances
         clean_s = sum(u.duration_s for u in utts)
         print(f"demo corpus: {len(utts)} utterances, {clean_s:.0f} s of clean speech; noise: "
               f"{'shared recordings' if shared and Path(shared).is_dir() else 'generated'}; cpu cores: {os.cpu_count()}")

@@ -29,8 +29,8 @@ COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speake
 
 def make_synthetic(folder: Path, n: int, seed: int = 0) -> Path:
     """n wavs of 1-5 s (harmonic tones + noise) and a combined manifest with condition 'clean'."""
-    from lancet.atomic import save_csv
-    from lancet.audio import SAMPLE_RATE, write_wav
+    from lancet.core.atomic import save_csv
+    from lancet.core.audio import SAMPLE_RATE, write_wav
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -68,7 +68,7 @@ def run_method(method: str, manifest: str, kind: str, condition: str, workers: i
     """Run one method in this process; returns timings (called in a subprocess)."""
     from lancet.features import SegmentParams, extract_features, librosa_reference, make_params, segment_audio
     from lancet.features.extract import read_combined_manifest
-    from lancet.audio import AudioError, load_audio
+    from lancet.core.audio import AudioError, load_audio
 
     rows = [r for r in read_combined_manifest(manifest) if r["condition"] == condition]
     params, seg = make_params(kind), SegmentParams()
@@ -132,7 +132,7 @@ def main() -> int:
             manifest = Path(args.manifest)
             source = str(manifest)
         if args.limit:
-            from lancet.atomic import read_csv, save_csv
+            from lancet.core.atomic import read_csv, save_csv
             from lancet.features.extract import read_combined_manifest
 
             rows = [r for r in read_combined_manifest(manifest) if r["condition"] == args.condition][: args.limit]

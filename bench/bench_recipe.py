@@ -44,7 +44,7 @@ RECIPE = (("mel", ("LANCET", "TCNet")), ("mfcc", ("GLAM",)))
 def make_store(root: Path, kind: str, n_utterances: int, conditions=("clean",), dtype: str = "float16",
                seed: int = 0) -> dict:
     """Write ``<root>/<kind>/`` in the feature-store format; returns counts. Skips a store already complete."""
-    from lancet.atomic import atomic_path, save_csv
+    from lancet.core.atomic import atomic_path, save_csv
     from lancet.features.params import SegmentParams, make_params, params_record
     from lancet.features.store import INDEX_COLUMNS, NpyStreamWriter, file_checksum, load_params, save_params
 

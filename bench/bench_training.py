@@ -4,12 +4,12 @@ For each device, model and batch size it times, after warm-up steps:
 
 * ``bare``   — forward, loss, backward and RAdam step on one batch already on the device (the model's
   own cost: the ceiling of any loop);
-* ``loop``   — the plain reference loop of lancet.training.loop (batch gather from the in-RAM table,
+* ``loop``   — the plain reference loop of lancet.training.fit (batch gather from the in-RAM table,
   by prefetch threads on CUDA; copy, normalisation and mixup on the device; the same step):
   ``--compile off``;
 * ``before`` — the same loop as the previous version ran it (per-parameter RAdam, not ``foreach``;
   prefetch threads on the CPU too), for the "no slower than before" check;
-* ``fast``   — lancet.training.step (``--compile on``): segments resident on the device, the epoch's
+* ``fast``   — lancet.training.compiled (``--compile on``): segments resident on the device, the epoch's
   randomness drawn up front, forward+loss and optimizer step compiled (CUDA: CUDA graphs). On CPU
   only with ``--fast`` (compiling takes minutes per model on 2 cores).
 
@@ -37,9 +37,9 @@ import torch.nn.functional as F  # noqa: E402
 
 from lancet.models import FEATURE_SHAPES, build_model  # noqa: E402
 from lancet.training.data import SegmentTable, batch_indices, iter_batches, one_hot  # noqa: E402
-from lancet.training.evaluate import autocast_context  # noqa: E402
-from lancet.training.loop import TrainSettings, make_optimizer, prefetch_workers, resolve_amp, train_step  # noqa: E402
-from lancet.training.step import FastTrainer, draw_epoch  # noqa: E402
+from lancet.core.device import autocast_context, resolve_amp  # noqa: E402
+from lancet.training.fit import TrainSettings, make_optimizer, prefetch_workers, train_step  # noqa: E402
+from lancet.training.compiled import FastTrainer, draw_epoch  # noqa: E402
 
 
 def synthetic_table(n: int, shape: tuple[int, int], seed: int = 0) -> SegmentTable:
@@ -108,7 +108,7 @@ def loop_runner(name, shape, device, amp_dtype, batch, workers, before=False):
 
 
 def fast_runner(name, shape, device, amp_dtype, batch, workers):
-    """Epochs of the fast path (lancet.training.step): ``run(steps)`` trains one epoch of ``steps`` batches."""
+    """Epochs of the fast path (lancet.training.compiled): ``run(steps)`` trains one epoch of ``steps`` batches."""
     model, optimizer = _setup(name, shape, device, batch, tensor_lr=True)
     made: dict[int, tuple] = {}
     mean, std = torch.zeros(shape[0], 1, device=device), torch.ones(shape[0], 1, device=device)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lancet.conditions import condition_sort_key, parse_condition  # noqa: E402
-from lancet.errors import LancetError, run_cli  # noqa: E402
+from lancet.core.conditions import condition_sort_key, parse_condition  # noqa: E402
+from lancet.core.errors import LancetError, run_cli  # noqa: E402
 from lancet.training.evaluate import robustness_matrix  # noqa: E402
 from lancet.training.metrics import mean_std  # noqa: E402
 
@@ -113,7 +113,7 @@ def plot(path: Path, runs: dict[str, list[dict]], models: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lancet.atomic import atomic_path
+    from lancet.core.atomic import atomic_path
 
     noises = sorted({parse_condition(r["condition"])[0] for recs in runs.values() for r in recs
                      if parse_condition(r["condition"])[1] is not None})

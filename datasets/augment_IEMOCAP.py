@@ -16,14 +16,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from lancet.corpus import read_manifest  # noqa: E402
-from lancet.errors import HelpFormatter, run_cli  # noqa: E402
-from lancet.locking import WAIT_FLAG_HELP  # noqa: E402
+from lancet.core.manifest import read_manifest  # noqa: E402
+from lancet.core.errors import HelpFormatter, run_cli  # noqa: E402
+from lancet.core.locking import WAIT_FLAG_HELP  # noqa: E402
 from lancet.noise.augment import DEFAULT_SNRS, SUBTYPES, AugmentConfig, augment  # noqa: E402
 from lancet.noise.babble import DEFAULT_TALKERS  # noqa: E402
 from lancet.noise.reverb import DEFAULT_ROOMS, ROOM_PRESETS, RIRS_PER_ROOM  # noqa: E402
 from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR  # noqa: E402
-from lancet.workers import available_cpus  # noqa: E402
+from lancet.core.workers import available_cpus  # noqa: E402
 
 MANIFEST = "datasets/IEMOCAP_manifest.csv"
 IEMOCAP_DIR = None            # original release, for the label files; None: found from the manifest's paths

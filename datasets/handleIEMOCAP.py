@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from lancet.errors import HelpFormatter, run_cli  # noqa: E402
-from lancet.locking import WAIT_FLAG_HELP  # noqa: E402
-from lancet.standardise import MODES, standardise  # noqa: E402
+from lancet.core.errors import HelpFormatter, run_cli  # noqa: E402
+from lancet.core.locking import WAIT_FLAG_HELP  # noqa: E402
+from lancet.corpora.standard_names import MODES, standardise  # noqa: E402
 
 MANIFEST = "datasets/IEMOCAP_manifest.csv"
 AUGMENTED_DIR = "datasets/IEMOCAP_augmented"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from lancet.demo_corpus import make_demo_corpus  # noqa: E402
-from lancet.errors import run_cli  # noqa: E402
-from lancet.validate import check_number  # noqa: E402
+from lancet.corpora.demo import make_demo_corpus  # noqa: E402
+from lancet.core.errors import run_cli  # noqa: E402
+from lancet.core.checks import check_number  # noqa: E402
 
 OUT_DIR = "datasets/IEMOCAP_demo"
 SEED = 0

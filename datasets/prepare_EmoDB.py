@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 
 from lancet.corpora.emodb import scan_emodb  # noqa: E402
 from lancet.corpora.prepare import add_common_flags, finish  # noqa: E402
-from lancet.errors import run_cli  # noqa: E402
+from lancet.core.errors import run_cli  # noqa: E402
 
 EMODB_DIR = "datasets/EmoDB"
 MANIFEST = "datasets/EmoDB_manifest.csv"

@@ -14,8 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from lancet.corpus import CLASS_MAPS, DEFAULT_CLASS_MAP, report, scan_corpus, write_manifest  # noqa: E402
-from lancet.errors import LancetError, run_cli  # noqa: E402
+from lancet.core.manifest import report, write_manifest  # noqa: E402
+from lancet.core.classes import DEFAULT_CLASS_MAP  # noqa: E402
+from lancet.corpora.iemocap import IEMOCAP_CLASS_MAPS, scan_iemocap  # noqa: E402
+from lancet.core.errors import LancetError, run_cli  # noqa: E402
 
 IEMOCAP_DIR = "datasets/IEMOCAP"
 MANIFEST = "datasets/IEMOCAP_manifest.csv"
@@ -29,10 +31,10 @@ def main() -> int:
     parser.add_argument("--manifest", default=MANIFEST, help=f"manifest CSV to write (default {MANIFEST})")
     parser.add_argument("--converted-dir", default=CONVERTED_DIR,
                         help=f"where audio that is not 16 kHz mono is converted, once (default {CONVERTED_DIR})")
-    parser.add_argument("--classes", default=CLASS_MAP, choices=sorted(CLASS_MAPS),
+    parser.add_argument("--classes", default=CLASS_MAP, choices=sorted(IEMOCAP_CLASS_MAPS),
                         help=f"class map (default {CLASS_MAP}: neutral/happy+excited/sad/angry)")
     args = parser.parse_args()
-    scan = scan_corpus(args.iemocap_dir, class_map=args.classes, converted_dir=args.converted_dir)
+    scan = scan_iemocap(args.iemocap_dir, class_map=args.classes, converted_dir=args.converted_dir)
     if not scan.utterances:
         report(scan, file=sys.stderr)
         raise LancetError(f"{args.iemocap_dir}: no usable utterances found")

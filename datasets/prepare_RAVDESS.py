@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 
 from lancet.corpora.prepare import add_common_flags, finish  # noqa: E402
 from lancet.corpora.ravdess import scan_ravdess  # noqa: E402
-from lancet.errors import run_cli  # noqa: E402
+from lancet.core.errors import run_cli  # noqa: E402
 
 RAVDESS_DIR = "datasets/RAVDESS"
 MANIFEST = "datasets/RAVDESS_manifest.csv"

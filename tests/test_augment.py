@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lancet.audio import write_wav
-from lancet.corpus import Utterance, read_manifest, write_manifest
-from lancet.errors import LancetError
+from lancet.core.audio import write_wav
+from lancet.core.manifest import Utterance, read_manifest, write_manifest
+from lancet.core.errors import LancetError
 from lancet.noise import babble, mixing, reverb, sources
 from lancet.noise.augment import AugmentConfig, augment, task_rng
 

@@ -15,10 +15,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lancet.corpus import read_manifest
-from lancet.corpora import assign_folds, deal_speakers, scan_cremad, scan_emodb, scan_folder, scan_ravdess
+from lancet.core.manifest import read_manifest
+from lancet.corpora.cremad import scan_cremad
+from lancet.corpora.emodb import scan_emodb
+from lancet.corpora.folder import scan_folder
+from lancet.corpora.ravdess import scan_ravdess
+from lancet.corpora.speaker_groups import assign_folds, deal_speakers
 from lancet.corpora.cremad import SENTENCES
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 
 REPO = Path(__file__).resolve().parents[1]
 EMODB = REPO.parent / "shared" / "data" / "emodb"
@@ -191,7 +195,7 @@ def test_cremad_exact_counts_class_maps_and_gender(cremad, tmp_path):
                                               "NEU": 1087}
     assert scan.skipped == {"odd name": 5} and scan.converted == 0
     assert {u.gender for u in utts} == {"U"}  # no VideoDemographics.csv
-    from lancet.corpus import count_table
+    from lancet.core.manifest import count_table
 
     table = count_table(utts, "G").splitlines()
     assert table[0].split() == ["class", "G0", "total"] and table[-1].startswith("gender: F 0, M 0, U 7442;")
@@ -271,7 +275,7 @@ def test_folds_speaker_disjoint_balanced_and_seeded(ravdess, cremad, tmp_path):
 
 def test_folds_give_every_group_a_rare_class_where_possible():
     """A class only three speakers have still reaches each of three groups, whatever the seed."""
-    from lancet.corpus import Utterance
+    from lancet.core.manifest import Utterance
 
     utts = []
     for s in range(9):
@@ -337,7 +341,7 @@ def test_emodb_pipeline_end_to_end_seven_classes(emodb_pipeline):
     for u in utts:
         assert (p["aug"] / "white" / "0" / f"{u.id}.wav").is_file()
     assert not list(p["aug"].rglob("Session*"))
-    from lancet.standardise import standardise
+    from lancet.corpora.standard_names import standardise
 
     with pytest.raises(LancetError, match="inside the corpus audio folder"):  # never among the corpus's audio
         standardise(p["manifest"], None, Path(utts[0].path).parent / "std", log=lambda *_: None)
@@ -387,7 +391,7 @@ def tiny_store(tmp: Path, name: str, classes: dict[str, float], speakers: int, s
     from lancet.corpora.prepare import finish
     from lancet.features.extract import extract_features
     from lancet.features.params import make_params
-    from lancet.standardise import standardise
+    from lancet.corpora.standard_names import standardise
 
     csv_path = tone_corpus(tmp / name, speakers, classes, 2, seed)
     manifest = tmp / f"{name}_manifest.csv"

@@ -11,17 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lancet.audio import write_wav
-from lancet.corpus import (
-    CLASSES,
-    parse_emo_evaluation,
-    parse_speaker,
-    read_manifest,
-    scan_corpus,
-    write_manifest,
-)
-from lancet.demo_corpus import make_demo_corpus
-from lancet.errors import LancetError
+from lancet.core.audio import write_wav
+from lancet.core.manifest import read_manifest, write_manifest
+from lancet.core.classes import CLASSES
+from lancet.corpora.iemocap import parse_emo_evaluation, parse_speaker, scan_iemocap as scan_corpus
+from lancet.corpora.demo import make_demo_corpus
+from lancet.core.errors import LancetError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -105,11 +105,11 @@ def test_auto_jobs_fits_free_gpu_memory(monkeypatch):
     """--jobs 0 on CUDA: as many units as fit in 90 % of the free memory, capped by cores, 8 and the units."""
     import torch
 
-    import lancet.workers
+    import lancet.core.workers
 
     gib = 2**30
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (40 * gib, 80 * gib))
-    monkeypatch.setattr(lancet.workers, "available_cpus", lambda: 16)
+    monkeypatch.setattr(lancet.core.workers, "available_cpus", lambda: 16)
     cuda = torch.device("cuda", 0)
     assert distributed.auto_jobs(cuda, 5 * gib, 20) == 6                         # 36 GiB / (5 + 0.6) GiB
     assert distributed.auto_jobs(cuda, 0.1 * gib, 20) == distributed.MAX_AUTO_JOBS

@@ -27,7 +27,7 @@ MODULES = _modules_with_examples()
 
 
 def test_the_walk_finds_the_documented_modules():
-    assert {"lancet.device", "lancet.training.config", "lancet.corpora.emodb", "lancet.training.normalize"} <= set(MODULES)
+    assert {"lancet.core.device", "lancet.training.config", "lancet.corpora.emodb", "lancet.training.feature_norm"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lancet.atomic import read_csv, save_csv
-from lancet.audio import load_audio, write_wav
-from lancet.errors import LancetError
+from lancet.core.atomic import read_csv, save_csv
+from lancet.core.audio import load_audio, write_wav
+from lancet.core.errors import LancetError
 from lancet.features import (
     SegmentParams, TorchFeatures, compute_features, compute_norm_stats, extract_features, librosa_reference,
     make_params, normalise, open_features, segment_starts, valid_frames,

@@ -22,7 +22,7 @@ def _segments() -> np.ndarray:
     plus a zero-padded and a very quiet segment, where float32 FFT noise shows most."""
     wavs = sorted(EMODB.glob("*.wav"))[:6]
     if wavs:
-        from lancet.audio import load_audio
+        from lancet.core.audio import load_audio
 
         x = np.concatenate([segment_audio(load_audio(w), SegmentParams())[0] for w in wavs])[:10]
     else:

@@ -17,18 +17,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lancet.atomic import read_csv, remove_stale_temporaries, save_csv, save_json
-from lancet.audio import AudioError, audio_info, load_audio, write_wav
-from lancet.corpus import parse_emo_evaluation, read_manifest, scan_corpus
-from lancet.errors import LancetError
+from lancet.core.atomic import read_csv, remove_stale_temporaries, save_csv, save_json
+from lancet.core.audio import AudioError, audio_info, load_audio, write_wav
+from lancet.core.manifest import read_manifest
+from lancet.corpora.iemocap import parse_emo_evaluation, scan_iemocap as scan_corpus
+from lancet.core.errors import LancetError
 from lancet.features import open_features
 from lancet.features.extract import extract_features
 from lancet.features.store import PARAMS_FILE, verify_condition
-from lancet.locking import LOCK_NAME, output_lock, read_lock
+from lancet.core.locking import LOCK_NAME, output_lock, read_lock
 from lancet.noise.augment import AugmentConfig, augment
 from lancet.noise.sources import resolve_sources
-from lancet.paths import inside
-from lancet.standardise import COLUMNS, describe_noise_sources, standardise
+from lancet.core.paths import inside
+from lancet.corpora.standard_names import COLUMNS, describe_noise_sources, standardise
 from test_augment import make_corpus, rows_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,7 +279,7 @@ def test_lock_names_its_holder_and_stale_locks_are_taken_over(tmp_path):
 def test_concurrent_augment_runs_refused_or_merged(tmp_path):
     manifest = make_corpus(tmp_path / "IEMOCAP", per_speaker=2, seconds=0.5)
     out = tmp_path / "aug"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from lancet.locking import output_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from lancet.core.locking import output_lock\n"
                                f"with output_lock({str(out)!r}):\n print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, env=ENV)
     try:
@@ -438,7 +439,7 @@ def test_report_title_says_whether_noise_was_real_or_generated(tmp_path):
 
 
 def test_a_full_disk_mid_write_names_the_file(tmp_path):
-    from lancet.atomic import save_csv as save
+    from lancet.core.atomic import save_csv as save
 
     class Full:
         def __str__(self):
@@ -451,7 +452,7 @@ def test_a_full_disk_mid_write_names_the_file(tmp_path):
 
 
 def test_a_killed_but_unreaped_worker_counts_as_gone(tmp_path):
-    from lancet.atomic import pid_alive
+    from lancet.core.atomic import pid_alive
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     assert pid_alive(child.pid)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 from lancet.training.checkpoint import NUMPY_KEY, load_checkpoint, save_checkpoint
 
 from test_training import ROOT, _table, _Tiny
@@ -61,7 +61,7 @@ def test_crafted_checkpoint_is_refused_before_anything_runs(tmp_path):
 
 @pytest.mark.parametrize("script", ["predict.py", "train_LANCET.py"])
 def test_crafted_checkpoint_via_scripts(tmp_path, script):
-    from lancet.audio import write_wav
+    from lancet.core.audio import write_wav
 
     path, marker = _crafted(tmp_path)
     wav = tmp_path / "a.wav"
@@ -112,7 +112,7 @@ def test_old_format_checkpoint_still_loads(tmp_path):
 
 
 def test_training_writes_weights_only_checkpoints_and_resumes(tmp_path):
-    from lancet.training.loop import BEST, LAST, TrainSettings, train_model
+    from lancet.training.fit import BEST, LAST, TrainSettings, train_model
 
     table, _ = _table(n=40)
 
@@ -155,7 +155,7 @@ def tiny_best(tmp_path_factory) -> Path:
 
 
 def _wav(path: Path, seconds: float, amplitude: float, seed: int = 0) -> Path:
-    from lancet.audio import write_wav
+    from lancet.core.audio import write_wav
 
     rng = np.random.default_rng(seed)
     write_wav(path, (amplitude * rng.standard_normal(int(16000 * seconds))).clip(-1, 1).astype(np.float32))
@@ -230,7 +230,7 @@ def test_nan_lr_on_the_command_line_is_one_line(tmp_path):
 
 def test_missing_class_warnings_per_split():
     from lancet.training.runner import missing_class_warnings
-    from lancet.training.splits import Fold, Utterance
+    from lancet.training.folds import Fold, Utterance
 
     utts = [Utterance(f"u{i}", "1", "s", c, True) for i, c in enumerate(["neutral", "happy", "sad", "angry", "sad"])]
     fold = Fold("fold1", frozenset({"u0", "u1", "u2", "u3"}), frozenset({"u4"}), frozenset({"u0", "u1"}), True)

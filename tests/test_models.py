@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 from models import FEATURE_SHAPES, GLAM, LANCET, MODELS, TCNet, build_model, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lancet.corpus import read_manifest
-from lancet.demo_corpus import make_demo_corpus
+from lancet.core.manifest import read_manifest
+from lancet.corpora.demo import make_demo_corpus
 from lancet.features import open_features
 
 REPO = Path(__file__).resolve().parents[1]

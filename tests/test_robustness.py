@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lancet.training import metrics as M
-from lancet.training import normalize as N
+from lancet.training import feature_norm as N
 from lancet.training import specaugment as SA
 
 
@@ -162,7 +162,7 @@ def test_degenerate_flag_on_a_constant_predictor(tmp_path):
 
 # ----------------------------------------------------------------------------- noise-file split
 def test_noise_split_keeps_recordings_together_and_is_stable():
-    from lancet.noise import split as S
+    from lancet.noise import pools as S
 
     files = [f"/n/ambient/aircon_{r}_{c}.wav" for r in range(3) for c in range(6)] + \
             [f"/n/ambient/street_{r}_{c}.wav" for r in range(2) for c in range(4)] + \
@@ -181,7 +181,7 @@ def test_noise_split_keeps_recordings_together_and_is_stable():
 
 
 def test_noise_split_assertion_catches_a_test_recording_in_training():
-    from lancet.noise import split as S
+    from lancet.noise import pools as S
 
     files = [f"/n/music/song{i}.wav" for i in range(6)]
     sp = S.split_recordings(files, seed=0)
@@ -201,10 +201,10 @@ def test_noise_split_assertion_catches_a_test_recording_in_training():
 def test_session_babble_never_holds_another_folds_speaker(tmp_path):
     from test_augment import config, make_corpus, quiet, rows_of
 
-    from lancet.corpus import read_manifest
+    from lancet.core.manifest import read_manifest
     from lancet.noise.augment import augment
     from lancet.noise.babble import assert_fold_babble
-    from lancet.training.splits import Utterance as U, loso_folds
+    from lancet.training.folds import Utterance as U, loso_folds
 
     manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses01M", "Ses02F", "Ses02M", "Ses03F", "Ses03M"))
     utts = read_manifest(manifest)
@@ -226,8 +226,8 @@ def test_session_babble_never_holds_another_folds_speaker(tmp_path):
 def test_session_babble_needs_two_speakers_per_session(tmp_path):
     from test_augment import config, make_corpus, quiet
 
-    from lancet.corpus import read_manifest
-    from lancet.errors import LancetError
+    from lancet.core.manifest import read_manifest
+    from lancet.core.errors import LancetError
     from lancet.noise.augment import augment
 
     manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses02M"))
@@ -240,14 +240,14 @@ def test_session_babble_needs_two_speakers_per_session(tmp_path):
 def online_corpus(tmp_path_factory):
     from test_augment import make_corpus
 
-    from lancet.corpus import read_manifest
+    from lancet.core.manifest import read_manifest
 
     root = tmp_path_factory.mktemp("online")
     manifest = make_corpus(root / "IEMOCAP", speakers=("Ses01F", "Ses01M", "Ses02F", "Ses02M", "Ses03F", "Ses03M"),
                            per_speaker=2, seconds=2.6)
     noise = root / "noise"
     rng = np.random.default_rng(5)
-    from lancet.audio import write_wav
+    from lancet.core.audio import write_wav
 
     for i in range(4):   # four short "ambient" recordings (looped with a crossfade when needed)
         write_wav(noise / "ambient" / f"hum{'abcd'[i]}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32))
@@ -270,7 +270,7 @@ def _augmenter(online_corpus, noise_types=("babble", "ambient", "white"), reverb
 
 def test_online_mixer_snr_measured_back_and_sources_fold_safe(online_corpus):
     from lancet.noise.mixing import measure_snr
-    from lancet.noise.split import TEST, TRAIN
+    from lancet.noise.pools import TEST, TRAIN
 
     aug = _augmenter(online_corpus)
     rng = np.random.default_rng(0)
@@ -304,7 +304,7 @@ def test_online_babble_refuses_a_test_speaker(online_corpus):
 def test_online_features_equal_stored_features(online_corpus, tmp_path):
     import csv
 
-    from lancet.audio import write_wav
+    from lancet.core.audio import write_wav
     from lancet.features import extract_features, open_features
 
     aug = _augmenter(online_corpus, reverb_prob=0.0)
@@ -347,7 +347,7 @@ def test_online_clean_share_keeps_utterances_untouched(online_corpus):
     """--online-clean-prob p: about p of the mixtures are the speech itself; 0 leaves the noise draws as they were."""
     from scipy.stats import binomtest
 
-    from lancet.errors import LancetError
+    from lancet.core.errors import LancetError
 
     aug = _augmenter(online_corpus, noise_types=("white",), reverb_prob=0.0, clean_prob=0.3)
     rng = np.random.default_rng(1)
@@ -393,8 +393,8 @@ def ambient_store(tmp_path_factory):
 def test_trainer_tests_only_on_unseen_recordings(ambient_store, tmp_path):
     from test_training import cfg_for
 
-    from lancet.errors import LancetError
-    from lancet.noise.split import TEST, split_recordings
+    from lancet.core.errors import LancetError
+    from lancet.noise.pools import TEST, split_recordings
     from lancet.training.runner import run_training
 
     folder, manifest, ids = ambient_store
@@ -439,8 +439,8 @@ def test_online_training_end_to_end_on_the_demo_corpus(tmp_path):
     """Demo corpus -> augmented (white, ambient) -> standard -> MFCC; one online epoch of TC-Net on fold 1."""
     from test_pipeline import run
 
-    from lancet.audio import write_wav
-    from lancet.demo_corpus import make_demo_corpus
+    from lancet.core.audio import write_wav
+    from lancet.corpora.demo import make_demo_corpus
 
     make_demo_corpus(tmp_path / "IEMOCAP", seed=2, utterances_per_speaker=5)
     noise = tmp_path / "noise"
@@ -476,7 +476,7 @@ def test_online_training_end_to_end_on_the_demo_corpus(tmp_path):
     from lancet.features import open_features
     from lancet.training.data import StoreView, build_table
     from lancet.training.evaluate import predict_segments
-    from lancet.training.normalize import Normaliser
+    from lancet.training.feature_norm import Normaliser
     from lancet.training.predict import load_predictor, predict_file
 
     pred = load_predictor(run_dir / "checkpoints" / "TCNet" / "train-online" / "seed987654" / "fold1" / "best.pt", "cpu")

@@ -1,4 +1,4 @@
-"""handleIEMOCAP / lancet.standardise: standard names, combined manifest, idempotence, dry run, originals untouched."""
+"""handleIEMOCAP / lancet.corpora.standard_names: standard names, combined manifest, idempotence, dry run, originals untouched."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from lancet.corpus import read_manifest, scan_corpus, write_manifest
-from lancet.demo_corpus import make_demo_corpus
-from lancet.errors import LancetError
+from lancet.core.manifest import read_manifest, write_manifest
+from lancet.corpora.iemocap import scan_iemocap as scan_corpus
+from lancet.corpora.demo import make_demo_corpus
+from lancet.core.errors import LancetError
 from lancet.noise.augment import AugmentConfig, augment
-from lancet.standardise import COLUMNS, standardise
+from lancet.corpora.standard_names import COLUMNS, standardise
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "datasets" / "handleIEMOCAP.py"

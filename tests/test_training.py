@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from lancet.atomic import save_csv, save_json, save_npy
-from lancet.errors import LancetError
+from lancet.core.atomic import save_csv, save_json, save_npy
+from lancet.core.errors import LancetError
 from lancet.training import metrics as M
 from lancet.training.config import TrainConfig
 from lancet.training.data import SegmentTable, batch_indices, build_table, class_weights, iter_batches, mixup
-from lancet.conditions import parse_condition, sort_conditions
+from lancet.core.conditions import parse_condition, sort_conditions
 from lancet.training.evaluate import pool_utterances, robustness_matrix
-from lancet.training.splits import Utterance, loso_folds, make_folds, random_split
+from lancet.training.folds import Utterance, loso_folds, make_folds, random_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("neutral", "happy", "sad", "angry")
@@ -286,7 +286,7 @@ class _Tiny(torch.nn.Module):
 
 
 def test_loop_learns_and_decays_lr_to_floor(tmp_path):
-    from lancet.training.loop import BEST, TrainSettings, load_checkpoint, make_optimizer, seed_everything, train_model
+    from lancet.training.fit import BEST, TrainSettings, load_checkpoint, make_optimizer, seed_everything, train_model
 
     table, _ = _table(n=80)
     seed_everything(0)
@@ -308,7 +308,7 @@ def test_loop_learns_and_decays_lr_to_floor(tmp_path):
 
 
 def test_early_stopping(tmp_path):
-    from lancet.training.loop import TrainSettings, train_model
+    from lancet.training.fit import TrainSettings, train_model
 
     table, _ = _table(n=40)
     s = TrainSettings(epochs=30, batch_size=8, lr=0.0 + 1e-9, lr_floor=1e-12, patience=2, progress=False)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 from lancet.training.runner import Trainer, run_training
 
 from test_training import ROOT, cfg_for, make_store
@@ -106,7 +106,7 @@ def test_a_second_run_into_a_locked_results_folder_stops_or_waits(store, tmp_pat
     import os
     import threading
 
-    from lancet.locking import output_lock
+    from lancet.core.locking import output_lock
 
     cfg = cfg_for(tmp_path, store, folds=("1",), epochs=1)
     run_dir = Path(cfg.results_dir) / "t"
@@ -219,7 +219,7 @@ def test_empty_splits_are_errors(tmp_path):
 
 # ----------------------------------------------------------------------------- predict
 def test_predict_wavs_with_checkpoint(finished_run, tmp_path):
-    from lancet.audio import write_wav
+    from lancet.core.audio import write_wav
     from lancet.training.predict import format_predictions, predict_files
 
     cfg, _, _ = finished_run

@@ -1,4 +1,4 @@
-"""The fast training path (lancet.training.step) computes the plain loop's recipe: same random numbers,
+"""The fast training path (lancet.training.compiled) computes the plain loop's recipe: same random numbers,
 same batches, same loss trajectory, compiled or not, with no recompilation after the first steps."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 
 from lancet.models import build_model
 from lancet.training.data import SegmentTable, _make_batch, batch_indices, mixup
-from lancet.training.loop import TrainSettings, seed_everything, train_model
-from lancet.training.step import DeviceTable, SegmentPredictor, draw_epoch, use_compile
+from lancet.training.fit import TrainSettings, seed_everything, train_model
+from lancet.training.compiled import DeviceTable, SegmentPredictor, draw_epoch, use_compile
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW = pytest.mark.skipif(not os.environ.get("LANCET_SLOW_TESTS"),
@@ -217,7 +217,7 @@ def test_train_script_defaults_are_train_config_defaults():
     import importlib.util
 
     from lancet.training.config import TrainConfig
-    from lancet.training.loop import TrainSettings
+    from lancet.training.fit import TrainSettings
 
     spec = importlib.util.spec_from_file_location("train_script", ROOT / "train_LANCET.py")
     script = importlib.util.module_from_spec(spec)

@@ -1,4 +1,4 @@
-"""The one worker-pool driver (lancet.workers): order, lazy feeding, errors naming the item, Ctrl-C."""
+"""The one worker-pool driver (lancet.core.workers): order, lazy feeding, errors naming the item, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lancet.atomic import pid_alive
-from lancet.errors import LancetError
-from lancet.workers import WorkerError, WorkerPool, default_context, imap
+from lancet.core.atomic import pid_alive
+from lancet.core.errors import LancetError
+from lancet.core.workers import WorkerError, WorkerPool, default_context, imap
 
 ROOT = Path(__file__).resolve().parents[1]  # (no test_training import: workers import this module, keep it light)
 
@@ -120,7 +120,7 @@ def test_ctrl_c_stops_the_pool_cleanly(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import os, signal, sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from lancet.workers import imap
+        from lancet.core.workers import imap
 
         def pid(_):
             time.sleep(0.05)

@@ -11,11 +11,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lancet.atomic import read_csv
-from lancet.corpus import CorpusScan
-from lancet.corpora.classes import CREMAD_LABELS, DEFAULT_CLASSES, class_map
+from lancet.core.atomic import read_csv
+from lancet.core.classes import DEFAULT_CLASS_MAP
+from lancet.core.manifest import CorpusScan
+from lancet.corpora.labels import class_map
 from lancet.corpora.scan import ODD_NAME, add_named_file, check_folders, wav_files
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
+
+# raw label -> shared class name (the full set; ``--classes 4class`` keeps the shared four)
+CREMAD_LABELS: dict[str, str] = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral",
+                                 "SAD": "sad"}
 
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 LEVELS = ("LO", "MD", "HI", "XX")
@@ -58,7 +63,7 @@ def read_demographics(path: Path) -> dict[str, str]:
     return out
 
 
-def scan_cremad(root: str | Path, classes: str = DEFAULT_CLASSES,
+def scan_cremad(root: str | Path, classes: str = DEFAULT_CLASS_MAP,
                 converted_dir: str | Path | None = None) -> CorpusScan:
     """Read CREMA-D into utterances of the chosen classes (``4class``, or ``all``: 6).
 

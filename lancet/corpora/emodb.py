@@ -12,9 +12,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lancet.corpus import CorpusScan
-from lancet.corpora.classes import DEFAULT_CLASSES, EMODB_LABELS, class_map
+from lancet.core.classes import DEFAULT_CLASS_MAP
+from lancet.core.manifest import CorpusScan
+from lancet.corpora.labels import class_map
 from lancet.corpora.scan import ODD_NAME, add_named_file, check_folders, wav_files
+
+# raw label -> shared class name (the full set; ``--classes 4class`` keeps the shared four)
+EMODB_LABELS: dict[str, str] = {"W": "angry", "L": "boredom", "N": "neutral", "F": "happy", "A": "fear",
+                                "T": "sad", "E": "disgust"}
 
 EMODB_GENDER: dict[str, str] = {**{s: "M" for s in ("03", "10", "11", "12", "15")},
                                 **{s: "F" for s in ("08", "09", "13", "14", "16")}}
@@ -43,7 +48,7 @@ def wav_folder(root: Path) -> Path:
     return root / "wav" if (root / "wav").is_dir() else root
 
 
-def scan_emodb(root: str | Path, classes: str = DEFAULT_CLASSES,
+def scan_emodb(root: str | Path, classes: str = DEFAULT_CLASS_MAP,
                converted_dir: str | Path | None = None) -> CorpusScan:
     """Read EmoDB into utterances of the chosen classes (``4class`` or ``all``, 7 classes).
 

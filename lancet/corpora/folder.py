@@ -2,7 +2,7 @@
 
 Paths are relative to the CSV's folder (or absolute). Labels are matched case-insensitively onto the
 shared class names (``Anger``, ``ang`` and ``angry`` are all ``angry``; see
-:data:`lancet.corpora.classes.LABEL_SYNONYMS`); with ``--classes all`` any other label becomes a class of
+:data:`lancet.corpora.labels.LABEL_SYNONYMS`); with ``--classes all`` any other label becomes a class of
 its own (lower-cased). The utterance id is the file's path relative to the CSV's folder, without the
 extension, with ``/`` and unsafe characters turned into ``_``.
 """
@@ -13,10 +13,11 @@ import csv
 import re
 from pathlib import Path
 
-from lancet.corpus import CLASSES, CorpusScan
-from lancet.corpora.classes import CLASS_CHOICES, DEFAULT_CLASSES, LABEL_SYNONYMS, check_class_name
+from lancet.core.classes import CLASSES, DEFAULT_CLASS_MAP, check_class_name
+from lancet.core.manifest import CorpusScan
+from lancet.corpora.labels import LABEL_SYNONYMS, check_class_map
 from lancet.corpora.scan import add_audio, check_converted_outside
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 
 REQUIRED = ("path", "label", "speaker")
 BAD_ROW = "bad row"
@@ -50,12 +51,11 @@ def label_class(label: str, classes: str) -> str | None:
     return cls or check_class_name(key)
 
 
-def scan_folder(csv_path: str | Path, classes: str = DEFAULT_CLASSES,
+def scan_folder(csv_path: str | Path, classes: str = DEFAULT_CLASS_MAP,
                 converted_dir: str | Path | None = None) -> CorpusScan:
     """Read the files a CSV lists into utterances; rows without a path, label or speaker, labels that
     cannot be class names, repeated ids and missing or broken files are reported, counted and skipped."""
-    if classes not in CLASS_CHOICES:
-        raise LancetError(f"unknown --classes {classes!r}; choose one of {', '.join(CLASS_CHOICES)}")
+    check_class_map(classes)
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise LancetError(f"{csv_path}: CSV not found (columns path, label, speaker[, gender])")

@@ -12,6 +12,14 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from lancet.core.manifest import Utterance
+from lancet.core.paths import inside, safe_component
+
+#: The augmented tree's own files: one row per written mixture (its noise recording, offset and measured
+#: SNR; the trainer splits recordings into training and test pools from it) and what produced the tree.
+AUGMENTED_MANIFEST = "augmented_manifest.csv"
+AUGMENT_CONFIG = "augment_config.json"
+
 
 def release_layout(path: str | Path) -> bool:
     """Whether ``path`` sits in IEMOCAP's release layout ``SessionN/sentences/wav/<dialog>/<file>``.
@@ -53,3 +61,24 @@ def relative_audio_path(path: str | Path, root: Path) -> Path:
     except ValueError:
         rel = Path(p.name)
     return rel.with_suffix(".wav")
+
+
+def output_path(out: Path, utt: Utterance, kind: str, level: str, root: Path | None = None) -> Path:
+    """Where the augmented copy of ``utt`` goes: IEMOCAP's release layout under the condition folder, or for any
+    other corpus the audio's path relative to ``root``, the folder of the manifest's audio.
+
+    Ids come from a manifest anyone can edit: a name that is not one plain file name, or a path that would
+    leave ``out``, is a LancetError (an id ``Ses01F_x/../../victim`` once overwrote a file outside).
+
+    Example:
+        >>> u = Utterance("Ses01F_impro01_F000", "/x/a.wav", 1, "Ses01F", "F", True, "neu", "neutral")
+        >>> str(output_path(Path("/out"), u, "white", "0"))
+        '/out/white/0/Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav'
+    """
+    safe_component(utt.id, "utterance id")
+    safe_component(level, "condition level")
+    if root is None or release_layout(utt.path):
+        rel = Path(f"Session{int(utt.session)}", "sentences", "wav", utt.dialog, f"{utt.id}.wav")
+    else:
+        rel = relative_audio_path(utt.path, root)
+    return inside(out, out / kind / level / rel)

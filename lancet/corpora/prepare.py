@@ -9,21 +9,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lancet.corpus import CorpusScan, report, write_manifest
-from lancet.corpora.classes import CLASS_CHOICES, DEFAULT_CLASSES
-from lancet.corpora.folds import DEFAULT_FOLD_SEED, DEFAULT_FOLDS, assign_folds, describe_folds
-from lancet.errors import LancetError
+from lancet.core.manifest import CorpusScan, report, write_manifest
+from lancet.core.classes import DEFAULT_CLASS_MAP
+from lancet.corpora.labels import SHARED_CLASS_MAPS
+from lancet.corpora.speaker_groups import DEFAULT_FOLD_SEED, DEFAULT_FOLDS, assign_folds, describe_folds
+from lancet.core.errors import LancetError
 
 
 def add_common_flags(parser: argparse.ArgumentParser, manifest: str, converted_dir: str,
-                     classes: str = DEFAULT_CLASSES, folds_k: int = DEFAULT_FOLDS,
+                     classes: str = DEFAULT_CLASS_MAP, folds_k: int = DEFAULT_FOLDS,
                      fold_seed: int = DEFAULT_FOLD_SEED) -> None:
     """``--manifest``, ``--converted-dir``, ``--classes``, ``--folds-k`` and ``--fold-seed``, with the script's
     defaults (its constants)."""
     parser.add_argument("--manifest", default=manifest, help=f"manifest CSV to write (default {manifest})")
     parser.add_argument("--converted-dir", default=converted_dir,
                         help=f"where audio that is not 16 kHz mono is converted, once (default {converted_dir})")
-    parser.add_argument("--classes", default=classes, choices=CLASS_CHOICES,
+    parser.add_argument("--classes", default=classes, choices=SHARED_CLASS_MAPS,
                         help=f"4class: neutral/happy/sad/angry, shared by every corpus; all: the corpus's own "
                              f"full set (default {classes})")
     parser.add_argument("--folds-k", type=int, default=folds_k,

@@ -12,10 +12,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lancet.corpus import CorpusScan
-from lancet.corpora.classes import DEFAULT_CLASSES, RAVDESS_LABELS, class_map
+from lancet.core.classes import DEFAULT_CLASS_MAP
+from lancet.core.manifest import CorpusScan
+from lancet.corpora.labels import class_map
 from lancet.corpora.scan import ODD_NAME, add_named_file, check_folders, wav_files
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
+
+# raw label -> shared class name (the full set; ``--classes 4class`` keeps the shared four)
+RAVDESS_LABELS: dict[str, str] = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
+                                  "06": "fear", "07": "disgust", "08": "surprise"}
 
 SPEECH_AUDIO = ("03", "01")
 NOT_SPEECH_AUDIO = "(not 03-01 speech audio-only)"
@@ -44,7 +49,7 @@ def parse_ravdess_name(stem: str) -> dict[str, str]:
     return fields
 
 
-def scan_ravdess(root: str | Path, classes: str = DEFAULT_CLASSES, converted_dir: str | Path | None = None,
+def scan_ravdess(root: str | Path, classes: str = DEFAULT_CLASS_MAP, converted_dir: str | Path | None = None,
                  calm_as_neutral: bool = False) -> CorpusScan:
     """Read RAVDESS speech, audio-only, into utterances of the chosen classes (``4class``, or ``all``: 8).
 

@@ -2,8 +2,8 @@
 
 The readers (EmoDB, RAVDESS, CREMA-D, a labelled folder) differ only in how a file name or a CSV row
 gives the speaker and the label; the checks, the counts and the 16 kHz conversion are the same for all
-of them and for IEMOCAP (:func:`lancet.corpus.scan_corpus`), and land in the same
-:class:`lancet.corpus.CorpusScan`.
+of them and for IEMOCAP (:func:`lancet.corpora.iemocap.scan_iemocap`), and land in the same
+:class:`lancet.core.manifest.CorpusScan`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import hashlib
 from pathlib import Path
 from typing import Mapping
 
-from lancet.audio import SAMPLE_RATE, AudioError, audio_info
-from lancet.corpus import CorpusScan, Utterance, _convert_once
-from lancet.errors import LancetError
+from lancet.core.audio import SAMPLE_RATE, AudioError, audio_info, load_audio, write_wav
+from lancet.core.manifest import CorpusScan, Utterance
+from lancet.core.errors import LancetError
 
 ODD_NAME = "odd name"
 MISSING = "missing wav"
@@ -40,17 +40,27 @@ def check_converted_outside(root: Path, converted_dir: str | Path | None) -> Non
                               f"{root}, which is only ever read; choose another --converted-dir")
 
 
+def convert_once(wav: Path, root: Path, converted_dir: str | Path | None) -> Path:
+    """The 16 kHz mono copy of ``wav`` under ``converted_dir`` (same path relative to ``root``), written once."""
+    if converted_dir is None:
+        raise AudioError(f"{wav}: not 16 kHz mono and no folder given for converted copies")
+    target = Path(converted_dir).resolve() / wav.relative_to(root)
+    if not target.is_file():
+        write_wav(target, load_audio(wav, SAMPLE_RATE), SAMPLE_RATE)
+    return target
+
+
 def _converted_copy(wav: Path, root: Path, converted_dir: str | Path | None) -> Path:
     """The 16 kHz mono copy of ``wav``: same relative path under ``converted_dir``; files outside the corpus
     folder (a CSV may name any path) go under ``_outside/<hash of their folder>/``."""
     try:
         wav.relative_to(root)
-        return _convert_once(wav, root, converted_dir)
+        return convert_once(wav, root, converted_dir)
     except ValueError:
         if converted_dir is None:
-            return _convert_once(wav, root, None)  # raises the usual error
+            return convert_once(wav, root, None)  # raises the usual error
         folder = hashlib.sha1(str(wav.parent.resolve()).encode()).hexdigest()[:12]
-        return _convert_once(wav, wav.parent, Path(converted_dir) / "_outside" / folder)
+        return convert_once(wav, wav.parent, Path(converted_dir) / "_outside" / folder)
 
 
 def add_audio(scan: CorpusScan, wav: Path, root: Path, converted_dir: str | Path | None, where: str, *,

@@ -6,11 +6,11 @@ import argparse
 import dataclasses
 from typing import Sequence
 
-from lancet.errors import HelpFormatter, LancetError, run_cli
+from lancet.core.errors import HelpFormatter, LancetError, run_cli
 from lancet.features.extract import DTYPES, GPU_BATCH_SEGMENTS, extract_features
 from lancet.features.params import KINDS, SegmentParams, make_params
-from lancet.locking import WAIT_FLAG_HELP
-from lancet.workers import available_cpus
+from lancet.core.locking import WAIT_FLAG_HELP
+from lancet.core.workers import available_cpus
 
 
 def build_parser(kind: str, manifest: str, out: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -72,5 +72,5 @@ def main_for(kind: str, manifest: str, out: str, argv: Sequence[str] | None = No
 
 
 def run_script(kind: str, manifest: str, out: str, description: str | None = None) -> None:
-    """Entry point of a thin script: run :func:`main_for` inside ``lancet.errors.run_cli``."""
+    """Entry point of a thin script: run :func:`main_for` inside ``lancet.core.errors.run_cli``."""
     run_cli(lambda: main_for(kind, manifest, out, description=description))

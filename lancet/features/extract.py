@@ -1,13 +1,13 @@
 """The extraction driver: combined manifest -> feature store, in parallel, resumable.
 
 For every condition of the manifest (``clean``, ``white_0dB``, ...) the utterances are read
-(``lancet.audio.load_audio``), cut into segments (``lancet.features.segment``), turned into features
+(``lancet.core.audio.load_audio``), cut into segments (``lancet.features.segment``), turned into features
 (``lancet.features.compute``) and streamed, in manifest order, into ``<condition>.npy`` under a
 temporary name that is renamed only when the condition is complete; ``<condition>.csv`` (the index)
 follows, then the condition is recorded in ``params.json``. A rerun skips every condition whose files
 agree with params.json, the parameters and the manifest rows, and recomputes the others.
 
-CPU path: a process pool over files (:mod:`lancet.workers`; one BLAS/OpenMP thread per worker), each
+CPU path: a process pool over files (:mod:`lancet.core.workers`; one BLAS/OpenMP thread per worker), each
 worker computing all segments of an utterance in one batched call. GPU path: the pool only decodes
 and segments the audio; the main process sends batches of ``batch_size`` segments from many
 utterances to the device (:class:`~lancet.features.compute.TorchFeatures`, float64 FFT/Mel/log: within
@@ -27,14 +27,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from lancet.atomic import atomic_path, read_csv, remove_stale_temporaries, save_csv
-from lancet.audio import AudioError, load_audio
-from lancet.corpora.classes import ordered_classes
-from lancet.errors import LancetError
-from lancet.locking import output_lock
-from lancet.paths import is_safe_component
-from lancet.validate import check_number
-from lancet.workers import available_cpus
+from lancet.core.atomic import atomic_path, read_csv, remove_stale_temporaries, save_csv
+from lancet.core.audio import AudioError, load_audio
+from lancet.core.classes import ordered_classes
+from lancet.core.errors import LancetError
+from lancet.core.locking import output_lock
+from lancet.core.paths import is_safe_component
+from lancet.core.checks import check_number
+from lancet.core.workers import available_cpus
 from lancet.features.compute import TorchFeatures, compute_features
 from lancet.features.params import (
     FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
@@ -212,7 +212,7 @@ def extract_features(manifest: str | os.PathLike, out: str | os.PathLike, *args:
     """Extract ``kind`` features for every (or the chosen) condition of ``manifest`` into ``out``.
 
     Arguments as :func:`_extract_features_locked`. ``out`` is locked for the run
-    (:func:`lancet.locking.output_lock`; ``wait``: wait for another run instead of stopping), and
+    (:func:`lancet.core.locking.output_lock`; ``wait``: wait for another run instead of stopping), and
     temporary arrays of killed runs (``.<condition>.tmp<pid>.npy``) are removed first.
     """
     log = kwargs.get("log", print)
@@ -258,7 +258,7 @@ def _extract_features_locked(
         if unknown:
             raise LancetError(f"{manifest}: no condition(s) {', '.join(unknown)} (has: {', '.join(groups)})")
         groups = {c: groups[c] for c in conditions}
-    from lancet.device import resolve_device
+    from lancet.core.device import resolve_device
 
     # 'torch-cpu' (API only) runs the batched torch path on the CPU: the GPU code path, testable without CUDA
     dev = "torch-cpu" if device == "torch-cpu" else str(resolve_device(device))
@@ -310,12 +310,12 @@ def _extract_features_locked(
             todo.append((cond, crows, fp))
 
     if todo:
-        from lancet.workers import WorkerPool
+        from lancet.core.workers import WorkerPool
 
         _warm_up(params, seg)  # the caller's own caches (and, with one worker, the only ones)
         mode = "features" if dev == "cpu" else "audio"
         gpu = None
-        # one pool for every condition (lancet.workers: forkserver, never fork); the fork server imports
+        # one pool for every condition (lancet.core.workers: forkserver, never fork); the fork server imports
         # librosa and friends once, so each worker starts warm
         with WorkerPool(workers, _init_worker, (params, seg, dtype, mode, workers > 1), preload=WORKER_PRELOAD) as pool:
             if dev != "cpu":

@@ -23,9 +23,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from lancet.audio import SAMPLE_RATE
-from lancet.errors import LancetError
-from lancet.validate import check_number
+from lancet.core.audio import SAMPLE_RATE
+from lancet.core.errors import LancetError
+from lancet.core.checks import check_number
 
 
 def _f(default: Any, help: str, choices: tuple | None = None) -> Any:

@@ -13,7 +13,7 @@ until it changes. Stores written before checksums existed open with a warning
 Reading: :func:`open_features` -> :class:`FeatureStore`. Normalisation helpers:
 :func:`compute_norm_stats` and :func:`normalise`. Writing: :class:`NpyStreamWriter` appends segments
 to a ``.npy`` file whose header is fixed up at the end, so a condition of any size is written with
-constant memory; the extraction driver wraps it in ``lancet.atomic.atomic_path`` (temporary name,
+constant memory; the extraction driver wraps it in ``lancet.core.atomic.atomic_path`` (temporary name,
 rename on success).
 """
 
@@ -28,10 +28,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from lancet.atomic import read_csv, save_json
-from lancet.conditions import condition_sort_key
-from lancet.errors import LancetError
-from lancet.paths import inside, safe_component
+from lancet.core.atomic import read_csv, save_json
+from lancet.core.conditions import condition_sort_key
+from lancet.core.errors import LancetError
+from lancet.core.paths import inside, safe_component
 
 PARAMS_FILE = "params.json"
 INDEX_COLUMNS = ("row", "id", "condition", "session", "speaker", "gender", "improvised", "label", "class", "start_s",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 from lancet.models.layers import (
     ATTENTION_PADDINGS,
     FrameAttentionPooling,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 
 
 def _tracing() -> bool:

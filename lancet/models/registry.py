@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 from lancet.models.glam import GLAM
 from lancet.models.lancet import LANCET
 from lancet.models.tcnet import TCNet

@@ -35,24 +35,22 @@ from typing import Iterable, Sequence
 import numpy as np
 import soundfile as sf
 
-from lancet.atomic import atomic_path, read_csv, remove_stale_temporaries, save_csv, save_json
-from lancet.audio import SAMPLE_RATE, AudioError, load_audio, write_wav
-from lancet.conditions import REVERB, condition_name, snr_name
-from lancet.corpora.layout import corpus_root, relative_audio_path, release_layout
-from lancet.corpus import Utterance
-from lancet.errors import LancetError
-from lancet.locking import output_lock
-from lancet.paths import inside, safe_component
-from lancet.validate import check_number, check_snrs
-from lancet.workers import available_cpus
+from lancet.core.atomic import atomic_path, read_csv, remove_stale_temporaries, save_csv, save_json
+from lancet.core.audio import SAMPLE_RATE, AudioError, load_audio, write_wav
+from lancet.core.conditions import REVERB, condition_name, snr_name
+from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, corpus_root, output_path, release_layout
+from lancet.core.manifest import Utterance
+from lancet.core.errors import LancetError
+from lancet.core.locking import output_lock
+from lancet.core.paths import inside
+from lancet.core.checks import check_number, check_snrs
+from lancet.core.workers import available_cpus
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
 from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, measure_snr, mix_at_snr, power
 from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, NoiseSource, draw_noise, resolve_sources
 
 DEFAULT_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
-MANIFEST_NAME = "augmented_manifest.csv"
-CONFIG_NAME = "augment_config.json"
 JOURNAL_NAME = ".augment_journal.jsonl"
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 SNR_TOLERANCE_DB = 0.1
@@ -151,23 +149,6 @@ def _init_worker(state: dict) -> None:
     _STATE["speech_cache"] = _LRU(64 << 20)
 
 
-def output_path(out: Path, utt: Utterance, kind: str, level: str, root: Path | None = None) -> Path:
-    """Where the augmented copy of ``utt`` goes: IEMOCAP's release layout under the condition folder, or for any
-    other corpus the audio's path relative to ``root``, the folder of the manifest's audio
-    (:mod:`lancet.corpora.layout`).
-
-    Ids come from a manifest anyone can edit: a name that is not one plain file name, or a path that would
-    leave ``out``, is a LancetError (the issue's ``Ses01F_x/../../victim`` once overwrote a file outside).
-    """
-    safe_component(utt.id, "utterance id")
-    safe_component(level, "condition level")
-    if root is None or release_layout(utt.path):
-        rel = Path(f"Session{int(utt.session)}", "sentences", "wav", utt.dialog, f"{utt.id}.wav")
-    else:
-        rel = relative_audio_path(utt.path, root)
-    return inside(out, out / kind / level / rel)
-
-
 def _read_written(path: Path) -> np.ndarray:
     data, _ = sf.read(str(path), dtype="float64", always_2d=False)
     return data
@@ -263,7 +244,7 @@ def run_task(task: Task) -> list[dict]:
 def _load_previous(out: Path) -> dict[str, dict]:
     """Rows already known for files that still exist: previous manifest first, then the journal (newer)."""
     rows: dict[str, dict] = {}
-    manifest = out / MANIFEST_NAME
+    manifest = out / AUGMENTED_MANIFEST
     if manifest.is_file():
         for row in read_csv(manifest):
             rows[row["path"]] = row
@@ -281,7 +262,7 @@ def _load_previous(out: Path) -> dict[str, dict]:
 
 
 def _check_config(out: Path, settings: dict) -> None:
-    path = out / CONFIG_NAME
+    path = out / AUGMENT_CONFIG
     if path.is_file():
         try:
             old = json.loads(path.read_text())
@@ -344,7 +325,7 @@ def validate_config(config: AugmentConfig) -> None:
 def augment(utterances: Sequence[Utterance], config: AugmentConfig, log=_print) -> AugmentSummary:
     """Write the augmented tree and manifest for ``utterances`` (see the module docstring); resumable.
 
-    The output folder is locked for the whole run (:func:`lancet.locking.output_lock`): the manifest is
+    The output folder is locked for the whole run (:func:`lancet.core.locking.output_lock`): the manifest is
     read, merged and written by one run at a time, and a second run stops (or waits with ``wait``).
     """
     validate_config(config)
@@ -491,7 +472,7 @@ def _augment_locked(utterances: Sequence[Utterance], config: AugmentConfig, log=
                 summary.off_target += 1
         except ValueError:
             pass
-    summary.manifest = out / MANIFEST_NAME
+    summary.manifest = out / AUGMENTED_MANIFEST
     save_csv(summary.manifest, rows, MANIFEST_COLUMNS)
     summary.rows = len(rows)
     journal_path.unlink(missing_ok=True)
@@ -529,8 +510,8 @@ def _raise_interrupt(signum, frame):
 
 
 def _run_all(pending: list[Task], state: dict, workers: int, progress: bool):
-    """Yield each task's records, as they finish, in one process or a pool (lancet.workers), with a progress bar."""
-    from lancet.workers import imap
+    """Yield each task's records, as they finish, in one process or a pool (lancet.core.workers), with a progress bar."""
+    from lancet.core.workers import imap
 
     if workers <= 1:
         _init_worker_inline(state)

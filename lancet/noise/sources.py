@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from lancet.audio import SAMPLE_RATE
-from lancet.errors import LancetError
+from lancet.core.audio import SAMPLE_RATE
+from lancet.core.errors import LancetError
 
 NOISE_TYPES = ("babble", "music", "ambient", "white")
 AUDIO_EXTENSIONS = (".wav", ".flac")

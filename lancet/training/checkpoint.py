@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lancet.atomic import atomic_path
-from lancet.errors import LancetError
+from lancet.core.atomic import atomic_path
+from lancet.core.errors import LancetError
 
 #: Key under which :func:`save_checkpoint` lists the numpy arrays it stored as tensors.
 NUMPY_KEY = "__numpy__"

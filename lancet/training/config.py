@@ -19,20 +19,19 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from lancet.device import DEVICES
-from lancet.locking import WAIT_FLAG_HELP
+from lancet.core.device import AMP_MODES, DEVICES
+from lancet.core.locking import WAIT_FLAG_HELP
 from lancet.noise.sources import NOISE_TYPES
-from lancet.corpus import CLASS_MAPS as _CORPUS_CLASS_MAPS
+from lancet.core.classes import CLASS_MAPS as _CLASS_MAPS
 from lancet.features.params import KINDS as _FEATURE_KINDS
 from .online import CLEAN_PROB, REVERB_PROB, SNR_RANGE
 
 FEATURE_KINDS = tuple(_FEATURE_KINDS)
 PROTOCOLS = ("loso", "random")
-CLASS_MAPS = tuple(_CORPUS_CLASS_MAPS) + ("all",)  # all: every class the features hold (lancet.corpora)
+CLASS_MAPS = tuple(_CLASS_MAPS)  # all: every class the features hold
 POOLINGS = ("mean", "vote")
 TRAIN_ON = ("clean", "matched", "all", "online")  # online: fresh noise every epoch (lancet.training.online)
-NORM_MODES = ("global", "utterance", "segment")    # lancet.training.normalize
-AMP_MODES = ("auto", "bf16", "fp16", "off")
+NORM_MODES = ("global", "utterance", "segment")    # lancet.training.feature_norm
 COMPILE_MODES = ("auto", "on", "off")
 DEFAULT_MODELS = ("LANCET", "GLAM", "TCNet")
 

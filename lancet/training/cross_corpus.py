@@ -20,14 +20,14 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lancet.conditions import CLEAN, parse_condition, sort_conditions
-from lancet.errors import LancetError
+from lancet.core.conditions import CLEAN, parse_condition, sort_conditions
+from lancet.core.errors import LancetError
 
 from .data import StoreView, build_table
 from .evaluate import evaluate_table, robustness_matrix
-from .loop import BEST
+from .fit import BEST
 from .report import format_summary, write_records, write_summary
-from .splits import utterances_from_index
+from .folds import utterances_from_index
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import Trainer, Unit

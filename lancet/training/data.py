@@ -16,7 +16,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 
 
 @dataclass

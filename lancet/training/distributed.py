@@ -37,7 +37,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 
 # Collectives (DDP all-reduce, barriers) give up after this long; waiting for other ranks' units
 # polls the store instead and has no limit.
@@ -139,7 +139,7 @@ def rank_threads(ctx: DistContext, threads: int) -> int:
     """CPU threads for one rank: ``threads`` when given, else this node's cores split among its ranks."""
     if threads > 0:
         return threads
-    from lancet.workers import available_cpus
+    from lancet.core.workers import available_cpus
 
     return max(1, available_cpus() // max(1, ctx.local_world_size))
 
@@ -237,7 +237,7 @@ def all_reduce_sum(value: float, ctx: DistContext) -> float:
 
 # ----------------------------------------------------------------------------- several units at once (--jobs)
 # One small model cannot fill a large GPU, so a rank may train several units at once. Each runs in
-# its own worker process (lancet.workers, started by forkserver/spawn, never fork): a unit seeds the
+# its own worker process (lancet.core.workers, started by forkserver/spawn, never fork): a unit seeds the
 # global torch/numpy/python generators and its dropout draws from them, so threads sharing one
 # process could not give the results of a one-by-one run; processes do, bit for bit on the same
 # device and thread count. Kernels of several processes share a GPU by time slicing; the NVIDIA
@@ -258,7 +258,7 @@ def auto_jobs(device: torch.device, per_unit_bytes: float, n_units: int, local_w
     """
     if device.type != "cuda" or n_units <= 1:
         return 1
-    from lancet.workers import available_cpus
+    from lancet.core.workers import available_cpus
 
     free, _ = torch.cuda.mem_get_info(device)
     fit = int(0.9 * free // max(per_unit_bytes + CUDA_CONTEXT_BYTES, 1))

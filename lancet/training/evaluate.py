@@ -6,22 +6,16 @@ An utterance's prediction pools its segments: ``mean`` averages their softmax ou
 
 from __future__ import annotations
 
-import contextlib
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from lancet.conditions import condition_sort_key, parse_condition
+from lancet.core.conditions import condition_sort_key, parse_condition
+from lancet.core.device import autocast_context
 
 from .data import SegmentTable, batch_indices, iter_batches
 from .metrics import classification_metrics, mean_std
-
-def autocast_context(device: torch.device, amp_dtype: torch.dtype | None):
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=amp_dtype)
-
 
 def to_model_input(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """(B, F, T) stored features -> normalised float32 (B, 1, F, T); ``mean``/``std`` are (F, 1) on the device."""
@@ -34,7 +28,7 @@ def predict_segments(model: torch.nn.Module, table: SegmentTable, mean: torch.Te
                      workers: int = 0, norm=None) -> np.ndarray:
     """Softmax probabilities (n_segments, n_classes) of every segment of ``table``, in table order.
 
-    ``norm``: a :class:`~lancet.training.normalize.Normaliser` bound to ``table`` (``--norm``), used
+    ``norm``: a :class:`~lancet.training.feature_norm.Normaliser` bound to ``table`` (``--norm``), used
     instead of ``mean``/``std``."""
     model.eval()
     pin = device.type == "cuda"

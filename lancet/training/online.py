@@ -14,7 +14,7 @@ One definition of everything, shared with ``datasets/augment_IEMOCAP.py``:
   utterance, peak-limited without clipping); noise cut and looped with :func:`~lancet.noise.mixing.noise_segment`;
 * sources: :func:`lancet.noise.sources.resolve_sources` (``--noise-dir``, the shared real recordings,
   generated stand-ins; generated white) — restricted to the *training pool* of recordings
-  (:mod:`lancet.noise.split`), so no test recording is heard;
+  (:mod:`lancet.noise.pools`), so no test recording is heard;
 * babble: :func:`lancet.noise.babble.babble_for` over the fold's *training speakers* only
   (:func:`~lancet.noise.babble.fold_talkers`), asserted for every mixture;
 * reverberation: :func:`lancet.noise.reverb.reverberate` with simulated rooms of a different seed
@@ -37,15 +37,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lancet.atomic import read_csv
-from lancet.audio import SAMPLE_RATE, load_audio
-from lancet.conditions import CLEAN
-from lancet.errors import LancetError
+from lancet.core.atomic import read_csv
+from lancet.core.audio import SAMPLE_RATE, load_audio
+from lancet.core.conditions import CLEAN
+from lancet.core.errors import LancetError
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
 from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, mix_at_snr
 from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, draw_noise, resolve_sources
-from lancet.noise.split import SPLIT_SEED, TEST_FRACTION, TRAIN, split_recordings
+from lancet.noise.pools import SPLIT_SEED, TEST_FRACTION, TRAIN, split_recordings
 
 from .data import SegmentTable
 

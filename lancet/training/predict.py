@@ -15,11 +15,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lancet.errors import LancetError
+from lancet.core.device import autocast_context, resolve_amp, resolve_device
+from lancet.core.errors import LancetError
 
-from .evaluate import autocast_context, pool_utterances, to_model_input
+from .evaluate import pool_utterances, to_model_input
 from .checkpoint import load_checkpoint
-from .loop import resolve_amp, resolve_device
 
 #: RMS level (dB relative to full scale, 20 log10 RMS) below which a clip holds no speech energy:
 #: speech is recorded around -35 to -15 dBFS, -60 dBFS is near the noise floor of 16-bit silence.
@@ -41,7 +41,7 @@ class Predictor:
     device: torch.device
     amp_dtype: torch.dtype | None
     n_frames: int
-    norm: str = "global"   # --norm the model was trained with (lancet.training.normalize)
+    norm: str = "global"   # --norm the model was trained with (lancet.training.feature_norm)
 
 
 def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str = "off") -> Predictor:
@@ -113,7 +113,7 @@ def utterance_features(path: str | os.PathLike, record: dict,
 
     Reasons to distrust the result (:func:`audio_warnings`) are appended to ``warnings``.
     """
-    from lancet.audio import load_audio
+    from lancet.core.audio import load_audio
     from lancet.features.compute import compute_features
     from lancet.features.params import params_from_record
     from lancet.features.segment import segment_audio, valid_frames
@@ -140,7 +140,7 @@ def predict_file(predictor: Predictor, path: str | os.PathLike, pooling: str | N
     if predictor.norm == "global":
         x = to_model_input(torch.from_numpy(feats).to(predictor.device), predictor.mean, predictor.std)
     else:  # --norm utterance|segment: the file's own statistics, as in training
-        from .normalize import normalise_utterance
+        from .feature_norm import normalise_utterance
 
         x = normalise_utterance(feats, lengths, predictor.norm, predictor.mean, predictor.std, predictor.device)
     with autocast_context(predictor.device, predictor.amp_dtype):

@@ -8,9 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from lancet.atomic import atomic_path, save_csv, save_json
+from lancet.core.atomic import atomic_path, save_csv, save_json
 
-from lancet.conditions import condition_sort_key, parse_condition
+from lancet.core.conditions import condition_sort_key, parse_condition
 
 from .metrics import DEGENERATE_SHARE
 

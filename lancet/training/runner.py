@@ -20,30 +20,31 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lancet.atomic import atomic_path, save_json
-from lancet.conditions import CLEAN, parse_condition, sort_conditions
-from lancet.errors import LancetError
-from lancet.locking import output_lock
+from lancet.core.atomic import atomic_path, save_json
+from lancet.core.conditions import CLEAN, parse_condition, sort_conditions
+from lancet.core.errors import LancetError
+from lancet.core.locking import output_lock
 
 from . import distributed
 from .config import (AMP_MODES, CLASS_MAPS, DEVICES, FEATURE_KINDS, NORM_STATS_MAX_MB, POOLINGS,
                      PROTOCOLS, TRAIN_ON, TrainConfig)
 from .data import StoreView, build_table
 from .evaluate import evaluate_table, metrics_from_probs, robustness_matrix
-from .loop import BEST, LAST, TrainSettings, load_checkpoint, resolve_amp, resolve_device, seed_everything, train_model
+from lancet.core.device import resolve_amp, resolve_device
+from .fit import BEST, LAST, TrainSettings, load_checkpoint, seed_everything, train_model
 from .report import format_summary, write_records, write_summary
-from lancet.noise.split import TEST as TEST_POOL, TRAIN as TRAIN_POOL
+from lancet.noise.pools import TEST as TEST_POOL, TRAIN as TRAIN_POOL
 
-from .splits import Fold, filter_utterances, make_folds, utterances_from_index
-from .step import SegmentPredictor, use_compile
+from .folds import Fold, filter_utterances, make_folds, utterances_from_index
+from .compiled import SegmentPredictor, use_compile
 
 
 def class_names(classes: str = "4class", found: Sequence[str] = ()) -> tuple[str, ...]:
     """The run's classes: the shared four (IEMOCAP's maps, and ``4class`` on any corpus), or with ``--classes
     all`` every class the features hold (``found``: params.json's class list, else the index's), in the shared
-    order of :mod:`lancet.corpora.classes`."""
-    from lancet.corpora.classes import ordered_classes
-    from lancet.corpus import CLASSES
+    order of :mod:`lancet.corpora.labels`."""
+    from lancet.core.classes import ordered_classes
+    from lancet.core.classes import CLASSES
 
     return ordered_classes(found) if classes == "all" else tuple(CLASSES)
 
@@ -137,7 +138,7 @@ def validate_config(cfg: TrainConfig) -> None:
     check_numbers(cfg)
     if cfg.patience is not None and cfg.patience < 1:
         raise LancetError("--patience must be at least 1")
-    from .robust import validate_robustness  # issue 12: --norm, --specaugment, --train-on online, noise split
+    from .noise_pools import validate_robustness  # issue 12: --norm, --specaugment, --train-on online, noise split
 
     validate_robustness(cfg)
 
@@ -229,7 +230,7 @@ class Trainer:
 
             open_test_store(self)
         self.units = plan_units(cfg, self.folds, self.conditions)
-        from .robust import NoisePools  # issue 12: training/test pools of the noise recordings
+        from .noise_pools import NoisePools  # issue 12: training/test pools of the noise recordings
 
         self.noise = NoisePools.load(cfg, self.conditions, {u.id for u in self.utterances}, self.store.params, self.log)
         self.run_dir = Path(cfg.results_dir) / cfg.resolved_run_name()
@@ -303,7 +304,7 @@ class Trainer:
         seed_everything(unit.seed)
         # issue 12: stored noisy mixtures only from training-pool recordings (asserted); --train-on online
         # trains on a fresh noisy copy of the fold's training utterances every epoch (epoch 0's table here)
-        from .robust import make_normaliser, make_online, make_specaugment
+        from .noise_pools import make_normaliser, make_online, make_specaugment
 
         train_ids = self.noise.ids(unit.train_conditions, unit.fold.train, TRAIN_POOL)
         self.noise.check_unit(unit.train_conditions, train_ids,
@@ -448,7 +449,7 @@ class Trainer:
             rows = robustness_matrix(records)
             speaker_independent = cfg.protocol == "loso"
             table = format_summary(rows, speaker_independent)
-            from lancet.standardise import describe_noise_sources  # real or generated noise, in the title
+            from lancet.corpora.standard_names import describe_noise_sources  # real or generated noise, in the title
 
             noise = describe_noise_sources(self.store.params.get("manifest"))
             table = f"{noise}\n{table}" if noise else table
@@ -507,7 +508,7 @@ class Trainer:
             for unit in self._claimed_units():
                 self.run_unit(unit)
             return
-        from lancet.workers import WorkerDied, imap
+        from lancet.core.workers import WorkerDied, imap
 
         threads = max(1, self.threads // jobs) if self.device.type == "cpu" else 1
         cfg = self.cfg

@@ -3,7 +3,7 @@ train and test on, the normaliser and SpecAugment of a unit, and the online augm
 
 Unseen noise at test time (docs/ROBUSTNESS.md): stored noisy conditions are made once for all folds, and
 ``augmented_manifest.csv`` records the noise recording of every mixture. The recordings are split into a
-training and a test pool (:mod:`lancet.noise.split`, seeded, saved as ``noise_split.json`` in the run
+training and a test pool (:mod:`lancet.noise.pools`, seeded, saved as ``noise_split.json`` in the run
 folder). Every model, whatever it trained on, is tested only on mixtures whose recordings are in the test
 pool, so all columns of the matrix are measured on the same utterances; ``all``/``matched`` training uses
 only mixtures whose recordings are in the training pool, and ``online`` draws from the training pool
@@ -19,15 +19,15 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from lancet.atomic import read_csv, save_json
-from lancet.conditions import CLEAN, parse_condition
-from lancet.errors import LancetError
-from lancet.noise.split import NoiseSplit, assert_unseen, entry_pool, split_by_type
+from lancet.core.atomic import read_csv, save_json
+from lancet.core.conditions import CLEAN, parse_condition
+from lancet.core.errors import LancetError
+from lancet.corpora.layout import AUGMENTED_MANIFEST
+from lancet.noise.pools import NoiseSplit, assert_unseen, entry_pool, split_by_type
 
-from .normalize import NORM_MODES, Normaliser
+from .feature_norm import NORM_MODES, Normaliser
 from .specaugment import spec_augment
 
-NOISE_MANIFEST = "augmented_manifest.csv"
 # Stored noise types whose mixtures may reuse recordings (music/ambient files, room impulse responses).
 RECORDING_TYPES = ("music", "ambient", "reverberation")
 
@@ -89,7 +89,7 @@ def find_noise_manifest(feature_params: Mapping, ids: set[str]) -> Path | None:
         return None
     parent = Path(manifest).resolve().parent.parent
     best, best_n = None, 0
-    for cand in sorted(parent.glob(f"*/{NOISE_MANIFEST}")):
+    for cand in sorted(parent.glob(f"*/{AUGMENTED_MANIFEST}")):
         try:
             n = len({r["id"] for r in read_csv(cand)} & ids)
         except (OSError, KeyError, UnicodeDecodeError):
@@ -123,7 +123,7 @@ class NoisePools:
                 raise LancetError(
                     f"--train-on {cfg.train_on}: the stored conditions {', '.join(recorded[:3])}"
                     f"{'...' if len(recorded) > 3 else ''} may reuse noise recordings in training and testing; give "
-                    f"--noise-manifest <augmented folder>/{NOISE_MANIFEST} so that training and testing use "
+                    f"--noise-manifest <augmented folder>/{AUGMENTED_MANIFEST} so that training and testing use "
                     f"separate recordings" + (" (or --train-on clean)" if cfg.train_on == "online" else ""))
             return cls(None, {})
         rows = read_csv(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 
 SNR_RANGE_DB = (-30.0, 50.0)  # below: the speech is inaudible under the noise; above: no noise left to hear
 
@@ -23,7 +23,7 @@ def check_number(flag: str, value: float | int, minimum: float | None = None, ma
         0.5
         >>> check_number("--snrs", float("nan"))
         Traceback (most recent call last):
-        lancet.errors.LancetError: --snrs: nan is not a finite number
+        lancet.core.errors.LancetError: --snrs: nan is not a finite number
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise LancetError(f"{flag}: {value!r} is not a number")

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from lancet.atomic import atomic_path
-from lancet.errors import LancetError
+from lancet.core.atomic import atomic_path
+from lancet.core.errors import LancetError
 
 SAMPLE_RATE = 16_000
 

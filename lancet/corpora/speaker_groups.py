@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from lancet.corpus import Utterance
-from lancet.errors import LancetError
+from lancet.core.manifest import Utterance
+from lancet.core.errors import LancetError
 
 DEFAULT_FOLDS = 5
 DEFAULT_FOLD_SEED = 0

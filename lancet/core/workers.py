@@ -12,7 +12,7 @@ it once:
   from the iterable only as slots free up (a claiming generator claims no more than it can run);
 * a tqdm bar over the results;
 * an error in a worker stops the pool and is raised in the caller naming the item
-  (:class:`WorkerError`, or the same :class:`~lancet.errors.LancetError` prefixed with the item);
+  (:class:`WorkerError`, or the same :class:`~lancet.core.errors.LancetError` prefixed with the item);
 * Ctrl-C (or SIGTERM turned into KeyboardInterrupt by the caller) terminates the workers and
   re-raises: workers ignore SIGINT so that only the parent decides.
 
@@ -35,7 +35,7 @@ import signal
 import sys
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 
 __all__ = ["WorkerError", "WorkerDied", "WorkerPool", "imap", "default_context", "available_cpus",
            "default_torch_threads"]

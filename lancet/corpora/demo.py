@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
-from lancet.atomic import atomic_path
-from lancet.audio import SAMPLE_RATE, write_wav
+from lancet.core.atomic import atomic_path
+from lancet.core.audio import SAMPLE_RATE, write_wav
 
 
 @dataclass(frozen=True)

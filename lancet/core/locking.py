@@ -12,7 +12,7 @@ Usage::
     with output_lock(out, wait=args.wait):
         ...  # read-modify-write the folder's manifest, write files
 
-A second run stops with a one-line :class:`lancet.errors.LancetError` naming the holder, or, with
+A second run stops with a one-line :class:`lancet.core.errors.LancetError` naming the holder, or, with
 ``wait=True``, waits until the folder is free.
 """
 
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from lancet.atomic import pid_alive
-from lancet.errors import LancetError
+from lancet.core.atomic import pid_alive
+from lancet.core.errors import LancetError
 
 LOCK_NAME = ".lancet.lock"
 WAIT_FLAG_HELP = "if another run holds the output folder, wait for it to finish instead of stopping"

@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from .data import SegmentTable, batch_indices, iter_batches, one_hot
-from .evaluate import autocast_context, to_model_input
+from lancet.core.device import autocast_context
+
+from .evaluate import to_model_input
 
 COMPILE_MODE = {"cuda": "reduce-overhead", "cpu": "default"}
 

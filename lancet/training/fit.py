@@ -6,7 +6,7 @@ generator's state, plus a :class:`ResumeState`: epoch, best so far, history), so
 continues exactly where it stopped.
 
 :func:`train_model` below is the plain reference loop, read top to bottom; with ``--compile`` (the
-default on CUDA) the same epochs run through :mod:`lancet.training.step` instead: same random numbers,
+default on CUDA) the same epochs run through :mod:`lancet.training.compiled` instead: same random numbers,
 same recipe, without the per-step overhead.
 """
 
@@ -23,42 +23,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lancet.device import resolve_device  # noqa: F401  (re-exported: one device choice, lancet.device)
-from lancet.errors import LancetError
+from lancet.core.device import autocast_context
 
 from .checkpoint import load_checkpoint, save_checkpoint  # weights_only, no code runs on load
 from .config import TrainConfig
 from .data import Batch, SegmentTable, batch_indices, class_weights, iter_batches, mixup, one_hot
-from .evaluate import autocast_context, evaluate_table, metrics_from_probs, to_model_input
+from .evaluate import evaluate_table, metrics_from_probs, to_model_input
 from .metrics import selection_score
-from .step import FastTrainer, draw_epoch, use_compile
+from .compiled import FastTrainer, draw_epoch, use_compile
 
 LAST = "last.pt"
 BEST = "best.pt"
 
 
-# ----------------------------------------------------------------------------- device, precision, seeds
-def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: ``auto`` = bf16 on CUDA when supported, else fp16; off on CPU."""
-    if mode == "off":
-        return None
-    if device.type != "cuda":
-        if mode == "auto":
-            return None
-        if mode == "bf16":
-            return torch.bfloat16
-        raise LancetError(f"--amp {mode}: float16 autocast needs a CUDA device (use --amp bf16 or off on CPU)")
-    if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if mode == "bf16":
-        if not torch.cuda.is_bf16_supported():
-            raise LancetError("--amp bf16: this GPU does not support bfloat16 (use --amp fp16)")
-        return torch.bfloat16
-    if mode == "fp16":
-        return torch.float16
-    raise LancetError(f"--amp {mode!r}: choose auto, bf16, fp16 or off")
-
-
+# ----------------------------------------------------------------------------- seeds
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
@@ -159,7 +137,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     resumed_from: int = 0
     seconds: float = 0.0
-    step: str = "plain"          # plain | fast (uncompiled) | compiled: which loop ran (lancet.training.step)
+    step: str = "plain"          # plain | fast (uncompiled) | compiled: which loop ran (lancet.training.compiled)
 
 
 def make_optimizer(model: torch.nn.Module, s: TrainSettings, tensor_lr: bool = False):
@@ -209,7 +187,7 @@ def train_step(model: torch.nn.Module, optimizer, scaler, batch: Batch, mean_t: 
                amp_dtype: torch.dtype | None, weight: torch.Tensor | None = None, norm=None, augment=None) -> torch.Tensor:
     """One optimisation step on a batch (normalise on the device, mixup, autocast, scaled backward).
 
-    ``norm``: a bound :class:`~lancet.training.normalize.Normaliser` (``--norm utterance|segment``) instead
+    ``norm``: a bound :class:`~lancet.training.feature_norm.Normaliser` (``--norm utterance|segment``) instead
     of the global ``mean_t``/``std_t``; ``augment(x, lengths)``: SpecAugment on the normalised batch.
     Returns the loss as a detached device tensor (reading it forces a sync, so callers do it sparingly)."""
     lengths = batch.lengths.to(device, non_blocking=True)
@@ -255,7 +233,7 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and amp_dtype == torch.float16))
-    # The fast path (lancet.training.step) covers the recipe; the extensions that draw per step or
+    # The fast path (lancet.training.compiled) covers the recipe; the extensions that draw per step or
     # reshape batches (--norm utterance|segment, --specaugment, --train-on online, --ddp) and float16's
     # grad scaler (a host sync per step) keep the plain loop below.
     fast_ok = (use_compile(settings.compile, device) and norm is None and specaugment is None and epoch_table is None

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 
 from .config import RANDOM_SPLIT_FRACTIONS, RANDOM_SPLIT_STATE
 

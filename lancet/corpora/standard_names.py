@@ -19,16 +19,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lancet.atomic import atomic_path, read_csv, remove_stale_temporaries, save_json
-from lancet.conditions import REVERB
+from lancet.core.atomic import atomic_path, read_csv, remove_stale_temporaries, save_json
+from lancet.core.conditions import REVERB
+from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, output_path
 from lancet.corpora.layout import corpus_root as audio_root
-from lancet.corpus import Utterance, read_manifest
-from lancet.errors import LancetError
-from lancet.locking import output_lock
-from lancet.noise.augment import CONFIG_NAME as AUGMENT_CONFIG
-from lancet.noise.augment import MANIFEST_NAME as AUGMENTED_MANIFEST
-from lancet.noise.augment import output_path
-from lancet.paths import inside, safe_component
+from lancet.core.manifest import Utterance, read_manifest
+from lancet.core.errors import LancetError
+from lancet.core.locking import output_lock
+from lancet.core.paths import inside, safe_component
 
 MODES = ("link", "copy", "symlink")
 COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speaker", "gender", "improvised",
@@ -186,7 +184,7 @@ def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str
     """Build (or bring up to date) the standardised tree and ``<out>/manifest.csv``; see the module docstring.
 
     With ``dry_run`` nothing is created or changed; the actions are printed through ``log``. Otherwise
-    ``out`` is locked for the run (:func:`lancet.locking.output_lock`; ``wait``: wait for another run).
+    ``out`` is locked for the run (:func:`lancet.core.locking.output_lock`; ``wait``: wait for another run).
     """
     if mode not in MODES:
         raise LancetError(f"unknown mode {mode!r} (choose {', '.join(MODES)})")

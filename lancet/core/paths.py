@@ -3,7 +3,7 @@
 Ids and condition names come from label files and manifests, which anyone can edit: a name such as
 ``Ses01F_x/../../victim`` must neither read nor write outside the folders a step was given. Every
 path a step builds from such a name goes through :func:`safe_component` (the name itself) and
-:func:`inside` (the finished path), which raise :class:`lancet.errors.LancetError` with one line.
+:func:`inside` (the finished path), which raise :class:`lancet.core.errors.LancetError` with one line.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from lancet.errors import LancetError
+from lancet.core.errors import LancetError
 
 # Characters never allowed in a name that becomes a file name: separators (both systems'), control characters.
 _FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -49,7 +49,7 @@ def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
         '/data/out/clean/a.wav'
         >>> inside("/data/out", "/data/out/clean/../../etc/passwd")
         Traceback (most recent call last):
-        lancet.errors.LancetError: /data/out/clean/../../etc/passwd: lies outside the output folder /data/out; refused
+        lancet.core.errors.LancetError: /data/out/clean/../../etc/passwd: lies outside the output folder /data/out; refused
     """
     root_r = Path(root).resolve()
     p = Path(path)
