@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_predictions(results, names))
         return 0
     from lancet.training.config import config_from_args
-    from lancet.training.runner import run_training
+    from lancet.training.grid import run_training
 
     run_training(config_from_args(args))
     return 0

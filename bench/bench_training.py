@@ -38,7 +38,8 @@ import torch.nn.functional as F  # noqa: E402
 from lancet.models import FEATURE_SHAPES, build_model  # noqa: E402
 from lancet.training.data import SegmentTable, batch_indices, iter_batches, one_hot  # noqa: E402
 from lancet.core.device import autocast_context, resolve_amp  # noqa: E402
-from lancet.training.fit import TrainSettings, make_optimizer, prefetch_workers, train_step  # noqa: E402
+from lancet.training.config import TrainSettings  # noqa: E402
+from lancet.training.fit import make_optimizer, prefetch_workers, train_step  # noqa: E402
 from lancet.training.compiled import FastTrainer, draw_epoch  # noqa: E402
 
 

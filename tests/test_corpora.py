@@ -406,8 +406,8 @@ def tiny_store(tmp: Path, name: str, classes: dict[str, float], speakers: int, s
 def test_cross_corpus_every_fold_model_on_the_other_corpus(tmp_path, capsys):
     import json
 
-    from lancet.training import TrainConfig
-    from lancet.training.runner import run_training
+    from lancet.training.config import TrainConfig
+    from lancet.training.grid import run_training
 
     four = {"neutral": 220.0, "happy": 440.0, "sad": 160.0, "angry": 330.0}
     train = tiny_store(tmp_path, "A", four, speakers=6, seed=1)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lancet.training import distributed
+from lancet.training import distributed, jobs
 from lancet.training.distributed import DistContext, ShardRng, shard
 
 from test_training import ROOT, make_store
@@ -111,12 +111,12 @@ def test_auto_jobs_fits_free_gpu_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (40 * gib, 80 * gib))
     monkeypatch.setattr(lancet.core.workers, "available_cpus", lambda: 16)
     cuda = torch.device("cuda", 0)
-    assert distributed.auto_jobs(cuda, 5 * gib, 20) == 6                         # 36 GiB / (5 + 0.6) GiB
-    assert distributed.auto_jobs(cuda, 0.1 * gib, 20) == distributed.MAX_AUTO_JOBS
-    assert distributed.auto_jobs(cuda, 0.1 * gib, 3) == 3                        # no more than the units
-    assert distributed.auto_jobs(cuda, 0.1 * gib, 20, local_world_size=8) == 2   # 16 cores over 8 ranks
-    assert distributed.auto_jobs(cuda, 100 * gib, 20) == 1                       # one too big: still one
-    assert distributed.auto_jobs(torch.device("cpu"), 0.1 * gib, 20) == 1
+    assert jobs.auto_jobs(cuda, 5 * gib, 20) == 6                         # 36 GiB / (5 + 0.6) GiB
+    assert jobs.auto_jobs(cuda, 0.1 * gib, 20) == jobs.MAX_AUTO_JOBS
+    assert jobs.auto_jobs(cuda, 0.1 * gib, 3) == 3                        # no more than the units
+    assert jobs.auto_jobs(cuda, 0.1 * gib, 20, local_world_size=8) == 2   # 16 cores over 8 ranks
+    assert jobs.auto_jobs(cuda, 100 * gib, 20) == 1                       # one too big: still one
+    assert jobs.auto_jobs(torch.device("cpu"), 0.1 * gib, 20) == 1
 
 
 # ----------------------------------------------------------------------------- whole runs

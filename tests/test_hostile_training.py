@@ -112,7 +112,9 @@ def test_old_format_checkpoint_still_loads(tmp_path):
 
 
 def test_training_writes_weights_only_checkpoints_and_resumes(tmp_path):
-    from lancet.training.fit import BEST, LAST, TrainSettings, train_model
+    from lancet.training.checkpoint import BEST, LAST
+    from lancet.training.config import TrainSettings
+    from lancet.training.fit import train_model
 
     table, _ = _table(n=40)
 
@@ -214,7 +216,7 @@ def test_predict_reads_a_folder_as_its_wavs(tiny_best, tmp_path):
                                          ("workers", -1)])
 def test_numeric_settings_are_validated(field, value):
     from lancet.training.config import TrainConfig
-    from lancet.training.runner import validate_config
+    from lancet.training.plan import validate_config
 
     flag = "--" + field.replace("_", "-")
     with pytest.raises(LancetError, match=f"^{flag} ") as err:
@@ -229,7 +231,7 @@ def test_nan_lr_on_the_command_line_is_one_line(tmp_path):
 
 
 def test_missing_class_warnings_per_split():
-    from lancet.training.runner import missing_class_warnings
+    from lancet.training.plan import missing_class_warnings
     from lancet.training.folds import Fold, Utterance
 
     utts = [Utterance(f"u{i}", "1", "s", c, True) for i, c in enumerate(["neutral", "happy", "sad", "angry", "sad"])]
@@ -245,7 +247,8 @@ def test_training_warns_on_missing_class_and_keeps_norm_stats_when_features_are_
     import csv
     import json
 
-    import lancet.training.runner as runner
+    import lancet.training.unit as runner
+    from lancet.training.grid import run_training
     from test_training import cfg_for, make_store
 
     feats = make_store(tmp_path / "f", conditions=("clean",), sessions=3, per_class=2)
@@ -270,7 +273,7 @@ def test_training_warns_on_missing_class_and_keeps_norm_stats_when_features_are_
 
     monkeypatch.setattr(runner, "atomic_path", read_only_features)
     logs: list[str] = []
-    out = runner.run_training(cfg_for(tmp_path, feats, folds=("1",), epochs=1), log=logs.append)
+    out = run_training(cfg_for(tmp_path, feats, folds=("1",), epochs=1), log=logs.append)
     warning = "fold1: the test split has no sad utterances"
     assert f"warning: {warning}" in logs
     config = json.loads((Path(out["run_dir"]) / "config.json").read_text())

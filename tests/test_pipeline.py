@@ -132,8 +132,8 @@ def test_predict_labels_a_wav_with_probabilities(pipeline):
 
 def test_raw_labels_reach_the_trainer_for_other_class_maps(pipeline, tmp_path):
     """--classes 4class-noexc works on extracted features: the raw label travels in the index."""
-    from lancet.training import TrainConfig
-    from lancet.training.runner import Trainer
+    from lancet.training.config import TrainConfig
+    from lancet.training.grid import GridRun as Trainer
 
     corpus = read_manifest(pipeline["manifest"])
     n_exc = sum(u.label == "exc" for u in corpus)

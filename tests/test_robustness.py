@@ -395,7 +395,7 @@ def test_trainer_tests_only_on_unseen_recordings(ambient_store, tmp_path):
 
     from lancet.core.errors import LancetError
     from lancet.noise.pools import TEST, split_recordings
-    from lancet.training.runner import run_training
+    from lancet.training.grid import run_training
 
     folder, manifest, ids = ambient_store
     with pytest.raises(LancetError, match="--noise-manifest"):
@@ -419,7 +419,7 @@ def test_trainer_tests_only_on_unseen_recordings(ambient_store, tmp_path):
 def test_trainer_norm_and_specaugment_options(tmp_path):
     from test_training import cfg_for, make_store
 
-    from lancet.training.runner import run_training
+    from lancet.training.grid import run_training
 
     folder = make_store(tmp_path / "f", conditions=("clean",), sessions=3, per_class=2)
     out = run_training(cfg_for(tmp_path, folder, folds=("1",), epochs=2, norm="utterance", specaugment=True,

@@ -147,7 +147,7 @@ def test_loso_no_speaker_overlap_and_validation_disjoint():
 
 
 def test_loso_on_store_index(store, tmp_path):
-    from lancet.training.runner import Trainer
+    from lancet.training.grid import GridRun as Trainer
 
     tr = Trainer(cfg_for(tmp_path, store))
     idx = tr.view.index("clean")
@@ -182,7 +182,7 @@ def test_fold_subset_and_unknown_fold():
 
 
 def test_split_is_per_utterance_across_segments_and_conditions(store, tmp_path):
-    from lancet.training.runner import Trainer
+    from lancet.training.grid import GridRun as Trainer
 
     tr = Trainer(cfg_for(tmp_path, store))
     fold = tr.folds[0]
@@ -286,7 +286,9 @@ class _Tiny(torch.nn.Module):
 
 
 def test_loop_learns_and_decays_lr_to_floor(tmp_path):
-    from lancet.training.fit import BEST, TrainSettings, load_checkpoint, make_optimizer, seed_everything, train_model
+    from lancet.training.checkpoint import BEST, load_checkpoint
+    from lancet.training.config import TrainSettings
+    from lancet.training.fit import make_optimizer, seed_everything, train_model
 
     table, _ = _table(n=80)
     seed_everything(0)
@@ -308,7 +310,8 @@ def test_loop_learns_and_decays_lr_to_floor(tmp_path):
 
 
 def test_early_stopping(tmp_path):
-    from lancet.training.fit import TrainSettings, train_model
+    from lancet.training.config import TrainSettings
+    from lancet.training.fit import train_model
 
     table, _ = _table(n=40)
     s = TrainSettings(epochs=30, batch_size=8, lr=0.0 + 1e-9, lr_floor=1e-12, patience=2, progress=False)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lancet.core.errors import LancetError
-from lancet.training.runner import Trainer, run_training
+from lancet.training.grid import GridRun as Trainer, run_training
 
 from test_training import ROOT, cfg_for, make_store
 
@@ -59,7 +59,7 @@ def test_end_to_end_learns_and_writes_everything(finished_run):
 
 def test_rerun_skips_finished_folds(finished_run, monkeypatch):
     cfg, out, _ = finished_run
-    import lancet.training.runner as runner
+    import lancet.training.unit as runner
 
     def boom(*a, **k):
         raise AssertionError("a finished fold was trained again")

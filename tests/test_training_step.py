@@ -12,7 +12,8 @@ import torch
 
 from lancet.models import build_model
 from lancet.training.data import SegmentTable, _make_batch, batch_indices, mixup
-from lancet.training.fit import TrainSettings, seed_everything, train_model
+from lancet.training.config import TrainSettings
+from lancet.training.fit import seed_everything, train_model
 from lancet.training.compiled import DeviceTable, SegmentPredictor, draw_epoch, use_compile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def test_compiled_run_evaluates_the_test_conditions_like_the_plain_run(tmp_path,
     """--compile on: the test conditions go through the compiled predictor and give the plain metrics."""
     import dataclasses
 
-    from lancet.training.runner import Trainer, run_training
+    from lancet.training.grid import GridRun as Trainer, run_training
     from test_training import cfg_for, make_store
 
     store = make_store(tmp_path / "features")
@@ -217,7 +218,7 @@ def test_train_script_defaults_are_train_config_defaults():
     import importlib.util
 
     from lancet.training.config import TrainConfig
-    from lancet.training.fit import TrainSettings
+    from lancet.training.config import TrainSettings
 
     spec = importlib.util.spec_from_file_location("train_script", ROOT / "train_LANCET.py")
     script = importlib.util.module_from_spec(spec)

@@ -1,18 +1,31 @@
 """Training and evaluation of the emotion models (``train_LANCET.py`` and ``predict.py`` are thin wrappers).
 
-* :mod:`.config` — :class:`TrainConfig`, every default, and the command line generated from it;
-* :mod:`.splits` — LOSO (speaker-independent) and the published random split;
+Settings and plan:
+* :mod:`.config` — :class:`TrainConfig`: every default, its range and the command line generated from it;
+* :mod:`.plan` — settings checked before any work, and the run's units (model x fold x seed x condition);
+* :mod:`.folds` — leave-one-session-out (speaker-independent) and the published random split.
+
+Data:
+* :mod:`.stores` — the run's feature store, its utterances, classes and folds;
 * :mod:`.data` — segment tables over memory-mapped stores, batches, mixup, class weights;
-* :mod:`.metrics` — WA, UA, macro-F1, confusion;
-* :mod:`.loop` — the training loop with checkpoint/resume;
-* :mod:`.step` — the same loop without per-step overhead (``--compile``: device-resident data, compiled steps);
-* :mod:`.evaluate` — utterance pooling and the robustness matrix;
-* :mod:`.report` — tables, JSON/CSV and PNG plots;
-* :mod:`.runner` — a whole run (:func:`run_training`);
+* :mod:`.feature_norm` — global, per-utterance (CMVN) and per-segment normalisation;
+* :mod:`.specaugment` — time and frequency masks;
+* :mod:`.noise_pools` — stored noisy mixtures split by training and test recordings;
+* :mod:`.online` — fresh noise every epoch (``--train-on online``).
+
+Fitting:
+* :mod:`.fit` — the training loop of one model, with checkpoint/resume (:mod:`.resume`, :mod:`.checkpoint`);
+* :mod:`.compiled` — the same loop without per-step overhead (``--compile``: device-resident data, compiled steps);
+* :mod:`.unit` — one unit from its tables to its metrics file.
+
+Evaluation and reports:
+* :mod:`.metrics` — WA, UA, macro-F1, confusion; :mod:`.evaluate` — utterance pooling, the robustness matrix;
+* :mod:`.records` — one result record per unit and condition; :mod:`.report` — tables, JSON/CSV and PNG plots;
+* :mod:`.cross_corpus` — every fold's model on another corpus;
 * :mod:`.predict` — labelling wav files with a checkpoint.
+
+Running:
+* :mod:`.grid` — a whole run (:func:`run_training`): plan, schedule, summarise;
+* :mod:`.jobs` — several units at once on one device (``--jobs``);
+* :mod:`.distributed` — torchrun ranks sharing units, and ``--ddp``.
 """
-
-from .config import TrainConfig
-from .runner import run_training
-
-__all__ = ["TrainConfig", "run_training"]

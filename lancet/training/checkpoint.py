@@ -32,6 +32,10 @@ import torch
 from lancet.core.atomic import atomic_path
 from lancet.core.errors import LancetError
 
+#: A unit's checkpoint files: the best epoch's model (kept) and the last epoch's full state (while training).
+BEST = "best.pt"
+LAST = "last.pt"
+
 #: Key under which :func:`save_checkpoint` lists the numpy arrays it stored as tensors.
 NUMPY_KEY = "__numpy__"
 

@@ -1,5 +1,5 @@
 """The fast training path (``--compile on``; the default on CUDA): the same recipe as the plain loop in
-:mod:`.loop`, without its per-step overhead.
+:mod:`.fit`, without its per-step overhead.
 
 * The epoch's random numbers (batch order, each batch's mixup ``lam`` and permutation) are drawn on
   the host up front, in exactly the order the plain loop draws them from the same generator, so both
@@ -23,9 +23,10 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch._dynamo.config as dynamo_config
 import torch.nn.functional as F
 
-from .data import SegmentTable, batch_indices, iter_batches, one_hot
+from .data import SegmentTable, batch_indices, draw_mixup, iter_batches, mix, one_hot
 from lancet.core.device import autocast_context
 
 from .evaluate import to_model_input
@@ -62,11 +63,8 @@ def draw_epoch(n: int, batch_size: int, mixup_alpha: float, rng: np.random.Gener
     lams = np.ones(len(batches), dtype=np.float64)
     perms: list[np.ndarray | None] = []
     for i, b in enumerate(batches):
-        if mixup_alpha > 0 and len(b) >= 2:  # the same rule and order as data.mixup
-            lams[i] = float(rng.beta(mixup_alpha, mixup_alpha))
-            perms.append(rng.permutation(len(b)))
-        else:
-            perms.append(None)
+        lams[i], perm = draw_mixup(len(b), mixup_alpha, rng)
+        perms.append(perm)
     return EpochPlan(batches, lams, perms)
 
 
@@ -116,9 +114,7 @@ def mixed_loss(model: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor, l
     x = to_model_input(x, mean, std)
     targets = one_hot(labels, n_classes)
     if perm is not None:
-        x = w[0] * x + w[1] * x[perm]
-        targets = w[0] * targets + w[1] * targets[perm]
-        lengths = torch.maximum(lengths, lengths[perm])  # mixed audio is real wherever either source is
+        x, targets, lengths = mix(x, targets, lengths, w[0], w[1], perm)
     with autocast_context(torch.device(device_type), amp_dtype):
         logits = model(x, lengths=lengths)
     return F.cross_entropy(logits.float(), targets, weight=weight)
@@ -133,8 +129,6 @@ def eval_probs(model: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor, m
 
 def compile_static(fn: Callable, backend: str, device: torch.device) -> Callable:
     """``torch.compile`` for one fixed shape (``dynamic=False``; CUDA graphs on CUDA with inductor)."""
-    import torch._dynamo.config as dynamo_config
-
     # one graph per model instance and shape; several units per process must not hit the limit
     dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, 64)
     mode = COMPILE_MODE.get(device.type) if backend == "inductor" else None
@@ -187,7 +181,7 @@ class SegmentPredictor:
 
 
 class FastTrainer:
-    """Trains and validates one model on the fast path; built once per :func:`.loop.train_model` call.
+    """Trains and validates one model on the fast path; built once per :func:`.fit.train_model` call.
 
     ``backend``: None runs the same functions uncompiled (tests compare the two); otherwise a
     :func:`torch.compile` backend (``inductor``, or ``aot_eager`` in tests).

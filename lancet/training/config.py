@@ -7,6 +7,11 @@ random 80/10/10 utterance split is ``protocol="random"`` and is reported as spea
 training data: fresh noise every epoch (``train_on="online"``), chosen from the robustness study in
 docs/ROBUSTNESS.md; clean-only training is ``train_on="clean"`` and the published one model per noise
 condition is ``train_on="matched"``.
+
+Each field of :class:`TrainConfig` carries, besides its default, everything else said about the setting
+once: its help text and group (the command line is generated from them), its choices or allowed range
+(checked by :func:`check_fields`), whether a rerun into the same run folder must share it (``identity``)
+and whether the training loop reads it (``loop``: :class:`TrainSettings` is derived from those fields).
 """
 
 from __future__ import annotations
@@ -14,52 +19,91 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from lancet.core.device import AMP_MODES, DEVICES
-from lancet.core.locking import WAIT_FLAG_HELP
-from lancet.noise.sources import NOISE_TYPES
 from lancet.core.classes import CLASS_MAPS as _CLASS_MAPS
+from lancet.core.device import AMP_MODES, DEVICES
+from lancet.core.errors import LancetError
+from lancet.core.locking import WAIT_FLAG_HELP
 from lancet.features.params import KINDS as _FEATURE_KINDS
-from .online import CLEAN_PROB, REVERB_PROB, SNR_RANGE
+from lancet.models import MODELS, parse_model_options
+from lancet.noise.pools import SPLIT_SEED, TEST_FRACTION
+from lancet.noise.sources import NOISE_TYPES
+
+from .feature_norm import NORM_MODES
 
 FEATURE_KINDS = tuple(_FEATURE_KINDS)
 PROTOCOLS = ("loso", "random")
 CLASS_MAPS = tuple(_CLASS_MAPS)  # all: every class the features hold
 POOLINGS = ("mean", "vote")
 TRAIN_ON = ("clean", "matched", "all", "online")  # online: fresh noise every epoch (lancet.training.online)
-NORM_MODES = ("global", "utterance", "segment")    # lancet.training.feature_norm
 COMPILE_MODES = ("auto", "on", "off")
-DEFAULT_MODELS = ("LANCET", "GLAM", "TCNet")
+DEFAULT_MODELS = tuple(MODELS)
 
 DEFAULT_SEED = 987654
 RANDOM_SPLIT_STATE = 42          # random_state of the published stratified 80/10/10 split
 RANDOM_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 NORM_STATS_MAX_MB = 512.0        # normalisation statistics use at most this much training data (random subsample above)
 
-# Fields that change what a run computes: a rerun into the same results folder must match them.
-IDENTITY_FIELDS = (
-    "features", "protocol", "classes", "improvised_only", "epochs", "batch_size", "lr", "weight_decay",
-    "lr_decay", "lr_floor", "mixup_alpha", "class_weighted", "pooling", "train_on", "patience", "model_options",
-    # noise robustness (issue 12)
-    "norm", "specaugment", "specaugment_time_masks", "specaugment_time_width", "specaugment_freq_masks",
-    "specaugment_freq_width", "online_snr_low", "online_snr_high", "online_noise_types", "online_reverb_prob",
-    "online_clean_prob", "noise_split_seed", "noise_test_fraction",
-)
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take, and how an error names them.
+
+    Example:
+        >>> Range(0, 1, low_open=True).describe(), 0.0 in Range(0, 1, low_open=True)
+        ('in (0, 1]', False)
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    note: str = ""
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        if self.high is not None:
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        elif self.low == 0 and self.low_open:
+            text = "positive"
+        else:
+            text = f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{text} ({self.note})" if self.note else text
 
 
+POSITIVE = Range(0, low_open=True)
+NON_NEGATIVE = Range(0)
+AT_LEAST_ONE = Range(1)
+PROBABILITY = Range(0, 1)
 
-def opt(default: Any, help: str, group: str, choices: tuple | None = None) -> Any:
-    """A :class:`TrainConfig` field: its default plus the command-line help, group and choices."""
-    meta = {"help": help, "group": group}
+
+def opt(default: Any, help: str, group: str, choices: tuple | None = None, *, valid: Range | None = None,
+        identity: bool = True, loop: bool = False) -> Any:
+    """A :class:`TrainConfig` field: its default plus the command-line help, group, choices or range.
+
+    ``identity``: a rerun into the same run folder must use the same value (it changes what is computed);
+    settings of where and how a run goes (group ``run``) never are. ``loop``: the training loop reads it.
+    """
+    meta = {"help": help, "group": group, "identity": identity and group != "run", "loop": loop}
     if choices is not None:
         meta["choices"] = tuple(choices)
+    if valid is not None:
+        meta["valid"] = valid
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+NOISE = "noise robustness (docs/ROBUSTNESS.md)"
 
 
 @dataclass
@@ -67,33 +111,39 @@ class TrainConfig:
     """The resolved settings of one training run (saved as ``config.json``)."""
 
     # --- data
-    features_dir: str = opt("features", "folder holding <kind>/ feature stores", "data")
+    features_dir: str = opt("features", "folder holding <kind>/ feature stores", "data", identity=False)
     features: str = opt("mel", "feature kind", "data", choices=FEATURE_KINDS)
     classes: str = opt("4class", "class map", "data", choices=CLASS_MAPS)
     improvised_only: bool = opt(False, "use improvised dialogs only", "data")
     protocol: str = opt("loso", "loso: leave-one-session-out (speaker-independent); random: the published "
                         "80/10/10 split (speaker-dependent)", "data", choices=PROTOCOLS)
-    folds: tuple[str, ...] | None = opt(None, "run only these folds (e.g. 1 3 or fold1)", "data")
+    # a run may grow by folds, models and seeds: each unit's metrics are its own
+    folds: tuple[str, ...] | None = opt(None, "run only these folds (e.g. 1 3 or fold1)", "data", identity=False)
     train_on: str = opt("online", "online (fresh noise, SNR and room every epoch, the default chosen by the study in "
                         "docs/ROBUSTNESS.md); clean; matched (one model per condition, as published); all "
                         "(multi-condition)", "data", choices=TRAIN_ON)
     test_features_dir: str | None = opt(None, "cross-corpus: also test every fold's model on all of this folder's "
-                                        "<kind>/ store (same features and class map); reported as its own table", "data")
+                                        "<kind>/ store (same features and class map); reported as its own table", "data",
+                                        identity=False)
     # --- the recipe (published LANCET trainer)
-    models: tuple[str, ...] = opt(DEFAULT_MODELS, "models to train (any of LANCET GLAM TCNet)", "recipe")
+    models: tuple[str, ...] = opt(DEFAULT_MODELS, f"models to train (any of {' '.join(MODELS)})", "recipe",
+                                  identity=False)
     model_options: dict[str, Any] = opt({}, "model options as KEY=VALUE (all models) or MODEL.KEY=VALUE, "
                                         "e.g. TCNet.residual=false", "recipe")
-    seeds: tuple[int, ...] = opt((DEFAULT_SEED,), "seeds; results are mean ± std over them", "recipe")
-    epochs: int = opt(50, "training epochs", "recipe")
-    batch_size: int = opt(32, "training batch size", "recipe")
-    lr: float = opt(1e-3, "RAdam learning rate", "recipe")
-    weight_decay: float = opt(1e-6, "RAdam weight decay", "recipe")
-    lr_decay: float = opt(0.95, "exponential learning-rate decay per epoch", "recipe")
-    lr_floor: float = opt(1e-6, "the learning rate never decays below this", "recipe")
-    mixup_alpha: float = opt(0.5, "mixup Beta(alpha, alpha); 0 disables", "recipe")
-    class_weighted: bool = opt(False, "inverse-frequency class-weighted cross entropy", "recipe")
-    pooling: str = opt("mean", "utterance pooling of segment outputs", "recipe", choices=POOLINGS)
-    patience: int | None = opt(None, "stop after this many epochs without validation gain (default: off)", "recipe")
+    seeds: tuple[int, ...] = opt((DEFAULT_SEED,), "seeds; results are mean ± std over them", "recipe", identity=False)
+    epochs: int = opt(50, "training epochs", "recipe", valid=AT_LEAST_ONE, loop=True)
+    batch_size: int = opt(32, "training batch size", "recipe", valid=AT_LEAST_ONE, loop=True)
+    lr: float = opt(1e-3, "RAdam learning rate", "recipe", valid=POSITIVE, loop=True)
+    weight_decay: float = opt(1e-6, "RAdam weight decay", "recipe", valid=NON_NEGATIVE, loop=True)
+    lr_decay: float = opt(0.95, "exponential learning-rate decay per epoch", "recipe", valid=Range(0, 1, low_open=True),
+                          loop=True)
+    lr_floor: float = opt(1e-6, "the learning rate never decays below this", "recipe", valid=NON_NEGATIVE, loop=True)
+    mixup_alpha: float = opt(0.5, "mixup Beta(alpha, alpha); 0 disables", "recipe",
+                             valid=Range(0, note="0 disables mixup"), loop=True)
+    class_weighted: bool = opt(False, "inverse-frequency class-weighted cross entropy", "recipe", loop=True)
+    pooling: str = opt("mean", "utterance pooling of segment outputs", "recipe", choices=POOLINGS, loop=True)
+    patience: int | None = opt(None, "stop after this many epochs without validation gain (default: off)", "recipe",
+                               valid=AT_LEAST_ONE, loop=True)
     # --- where and how it runs (does not change what is computed, up to float rounding)
     run_name: str | None = opt(None, "results subfolder (default: derived from the settings)", "run")
     results_dir: str = opt("results", "folder of all runs", "run")
@@ -101,52 +151,54 @@ class TrainConfig:
     amp: str = opt("auto", "autocast: auto = bf16 (else fp16) on CUDA, off on CPU", "run", choices=AMP_MODES)
     compile: str = opt("auto", "compiled training and evaluation steps, data resident on the device, randomness "
                        "drawn per epoch; auto: on for CUDA, off for CPU; off: the plain reference loop", "run",
-                       choices=COMPILE_MODES)
-    eval_batch_size: int = opt(256, "segments per evaluation batch", "run")
-    workers: int = opt(2, "threads that gather batches ahead, for memory-mapped segments or a GPU (0: none)", "run")
+                       choices=COMPILE_MODES, loop=True)
+    eval_batch_size: int = opt(256, "segments per evaluation batch", "run", valid=AT_LEAST_ONE, loop=True)
+    workers: int = opt(2, "threads that gather batches ahead, for memory-mapped segments or a GPU (0: none)", "run",
+                       valid=NON_NEGATIVE, loop=True)
     threads: int = opt(0, "torch CPU threads (0: half the usable cores, which degrades gracefully when other jobs "
-                       "share the machine; give all of them on a quiet one)", "run")
+                       "share the machine; give all of them on a quiet one)", "run",
+                       valid=Range(0, note="0: all cores"))
     ram_budget_gb: float = opt(8.0, "a split's segments are copied to RAM when they fit, else the memory "
-                               "map is indexed", "run")
+                               "map is indexed", "run", valid=Range(0, note="0: always memory-map"))
     device_budget_gb: float = opt(0.0, "with --compile on CUDA: the training and validation segments stay on the "
-                                  "GPU when they fit in this (0: half the free GPU memory), else they stream", "run")
+                                  "GPU when they fit in this (0: half the free GPU memory), else they stream", "run",
+                                  valid=NON_NEGATIVE, loop=True)
     jobs: int = opt(0, "units trained at once on this process's device; 0: as many as fit (CUDA: from free "
-                    "memory; CPU: 1)", "run")
+                    "memory; CPU: 1)", "run", valid=Range(0, note="0: as many as fit"))
     ddp: bool = opt(False, "under torchrun: train each unit data-parallel across all ranks instead of sharing "
                     "the units", "run")
     wait: bool = opt(False, WAIT_FLAG_HELP, "run")
-    progress: bool = opt(True, "tqdm bars", "run")
-    # --- noise robustness (issue 12; docs/ROBUSTNESS.md)
+    progress: bool = opt(True, "tqdm bars", "run", loop=True)
+    # --- noise robustness
     norm: str = opt("global", "global: fold training statistics; utterance: per-utterance mean/variance (CMVN); "
-                    "segment", "noise robustness (docs/ROBUSTNESS.md)", choices=NORM_MODES)
-    specaugment: bool = opt(False, "time and frequency masks on training batches", "noise robustness (docs/ROBUSTNESS.md)")
-    specaugment_time_masks: int = opt(2, "time masks per segment", "noise robustness (docs/ROBUSTNESS.md)")
-    specaugment_time_width: float = opt(0.1, "widest time mask: a fraction of the frames if < 1, else frames",
-                                        "noise robustness (docs/ROBUSTNESS.md)")
-    specaugment_freq_masks: int = opt(2, "frequency masks per segment", "noise robustness (docs/ROBUSTNESS.md)")
-    specaugment_freq_width: float = opt(0.15, "widest frequency mask: a fraction of the bins if < 1, else bins",
-                                        "noise robustness (docs/ROBUSTNESS.md)")
-    online_snr_low: float = opt(SNR_RANGE[0], "--train-on online: lowest SNR (dB)", "noise robustness (docs/ROBUSTNESS.md)")
-    online_snr_high: float = opt(SNR_RANGE[1], "--train-on online: highest SNR (dB)", "noise robustness (docs/ROBUSTNESS.md)")
-    online_noise_types: tuple[str, ...] = opt(("babble", "music", "ambient", "white"), "--train-on online: noise "
-                                              "types", "noise robustness (docs/ROBUSTNESS.md)", choices=NOISE_TYPES)
-    online_reverb_prob: float = opt(REVERB_PROB, "--train-on online: probability of reverberating a mixture first",
-                                    "noise robustness (docs/ROBUSTNESS.md)")
-    online_clean_prob: float = opt(CLEAN_PROB, "--train-on online: share of training utterances kept clean each epoch",
-                                   "noise robustness (docs/ROBUSTNESS.md)")
+                    "segment", NOISE, choices=NORM_MODES)
+    specaugment: bool = opt(False, "time and frequency masks on training batches", NOISE)
+    specaugment_time_masks: int = opt(2, "time masks per segment", NOISE, valid=NON_NEGATIVE)
+    specaugment_time_width: float = opt(0.1, "widest time mask: a fraction of the frames if < 1, else frames", NOISE,
+                                        valid=NON_NEGATIVE)
+    specaugment_freq_masks: int = opt(2, "frequency masks per segment", NOISE, valid=NON_NEGATIVE)
+    specaugment_freq_width: float = opt(0.15, "widest frequency mask: a fraction of the bins if < 1, else bins", NOISE,
+                                        valid=NON_NEGATIVE)
+    online_snr_low: float = opt(-5.0, "--train-on online: lowest SNR (dB)", NOISE)
+    online_snr_high: float = opt(20.0, "--train-on online: highest SNR (dB)", NOISE)
+    online_noise_types: tuple[str, ...] = opt(tuple(NOISE_TYPES), "--train-on online: noise types", NOISE,
+                                              choices=tuple(NOISE_TYPES))
+    online_reverb_prob: float = opt(0.2, "--train-on online: probability of reverberating a mixture first", NOISE,
+                                    valid=PROBABILITY)
+    online_clean_prob: float = opt(0.0, "--train-on online: share of training utterances kept clean each epoch",
+                                   NOISE, valid=Range(0, 1, high_open=True))
+    # where the noise comes from does not decide the run's identity: the split and its seed do
     noise_dir: str | None = opt(None, "--train-on online: noise recordings as augment_IEMOCAP.py --noise-dir "
-                                "(default: the shared ones)", "noise robustness (docs/ROBUSTNESS.md)")
-    rir_dir: str | None = opt(None, "--train-on online: RIR folder (default: simulated rooms)",
-                              "noise robustness (docs/ROBUSTNESS.md)")
+                                "(default: the shared ones)", NOISE, identity=False)
+    rir_dir: str | None = opt(None, "--train-on online: RIR folder (default: simulated rooms)", NOISE, identity=False)
     audio_manifest: str | None = opt(None, "--train-on online: manifest with the clean audio (default: the one "
-                                     "params.json names)", "noise robustness (docs/ROBUSTNESS.md)")
+                                     "params.json names)", NOISE, identity=False)
     noise_manifest: str | None = opt(None, "augmented_manifest.csv of the stored noisy conditions, to test on unseen "
-                                     "recordings only (default: found beside the standardised folder)",
-                                     "noise robustness (docs/ROBUSTNESS.md)")
-    noise_split_seed: int = opt(0, "seed of the split of noise recordings into training and test pools",
-                                "noise robustness (docs/ROBUSTNESS.md)")
-    noise_test_fraction: float = opt(0.5, "share of noise recordings kept for testing",
-                                     "noise robustness (docs/ROBUSTNESS.md)")
+                                     "recordings only (default: found beside the standardised folder)", NOISE,
+                                     identity=False)
+    noise_split_seed: int = opt(SPLIT_SEED, "seed of the split of noise recordings into training and test pools", NOISE)
+    noise_test_fraction: float = opt(TEST_FRACTION, "share of noise recordings kept for testing", NOISE,
+                                     valid=Range(0, 1, low_open=True, high_open=True))
 
     def __post_init__(self) -> None:
         self.models = tuple(self.models)
@@ -190,6 +242,73 @@ class TrainConfig:
         return json.loads(json.dumps({k: data[k] for k in IDENTITY_FIELDS}))
 
 
+#: Fields that change what a run computes: a rerun into the same results folder must match them.
+IDENTITY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["identity"])
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def default_of(name: str) -> Any:
+    """The default of the :class:`TrainConfig` field ``name`` (for settings objects below the config).
+
+    Example:
+        >>> default_of("epochs")
+        50
+    """
+    return _default(TrainConfig.__dataclass_fields__[name])
+
+
+def _settings_class() -> type:
+    """:class:`TrainSettings`: the ``loop`` fields of :class:`TrainConfig`, same names and defaults."""
+    fields = [(f.name, f.type, field(default=_default(f))) for f in dataclasses.fields(TrainConfig) if f.metadata["loop"]]
+    # torch.compile backend of the compiled path; tests use aot_eager, or None for the uncompiled fast path
+    fields.append(("compile_backend", "str | None", field(default="inductor")))
+
+    def from_config(cls, cfg: TrainConfig) -> "TrainSettings":
+        return cls(**{name: getattr(cfg, name) for name in cls.__dataclass_fields__ if hasattr(cfg, name)})
+
+    return dataclasses.make_dataclass(
+        "TrainSettings", fields, namespace={
+            "from_config": classmethod(from_config), "__module__": __name__,
+            "__doc__": "The part of :class:`TrainConfig` one training loop needs (its ``loop`` fields, same defaults)."})
+
+
+TrainSettings = _settings_class()
+
+
+# ----------------------------------------------------------------------------- checks
+def flag_of(name: str) -> str:
+    """The command-line flag of a field: ``--batch-size`` for ``batch_size``."""
+    return "--" + name.replace("_", "-")
+
+
+def check_fields(cfg: TrainConfig) -> None:
+    """Every field finite, within its choices and its range, as a one-line :class:`LancetError` naming the flag.
+
+    A NaN or infinite learning rate, decay or mixup alpha would otherwise train a NaN model (or fail
+    deep inside the optimiser). Every field is checked from its metadata, so new settings are covered too.
+    """
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise LancetError(f"{flag_of(f.name)} {v}: must be a finite number")
+        choices = f.metadata.get("choices")
+        if choices is not None:
+            for v in values:
+                if v not in choices:
+                    raise LancetError(f"{flag_of(f.name)} {v!r}: choose one of {', '.join(choices)}")
+        valid = f.metadata.get("valid")
+        if valid is not None and value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise LancetError(f"{flag_of(f.name)} {value!r}: must be a number")
+            if value not in valid:
+                raise LancetError(f"{flag_of(f.name)} {value}: must be {valid.describe()}")
+
+
 # ----------------------------------------------------------------------------- the command line
 def _flag_type(hint: Any) -> tuple[type, bool, bool]:
     """(item type, is a tuple, may be None) of a field's annotation."""
@@ -227,8 +346,8 @@ def build_parser(defaults: Mapping[str, Any] | None = None,
         if group not in groups:
             groups[group] = p.add_argument_group(group)
         g = groups[group]
-        default = defaults.get(f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
-        flag = "--" + f.name.replace("_", "-")
+        default = defaults.get(f.name, _default(f))
+        flag = flag_of(f.name)
         kind, is_tuple, _ = _flag_type(hints[f.name])
         kw: dict[str, Any] = {"dest": f.name, "help": meta.get("help", "")}
         if kind is bool:
@@ -251,8 +370,6 @@ def build_parser(defaults: Mapping[str, Any] | None = None,
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed :func:`build_parser` flags (model options checked by name)."""
-    from lancet.models import parse_model_options
-
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     for name, value in values.items():
         if isinstance(value, list):

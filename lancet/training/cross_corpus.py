@@ -18,19 +18,23 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lancet.core.conditions import CLEAN, parse_condition, sort_conditions
+from lancet.core.conditions import CLEAN, sort_conditions
 from lancet.core.errors import LancetError
+from lancet.features import FeatureStore
 
+from .checkpoint import BEST
+from .config import TrainConfig
 from .data import StoreView, build_table
 from .evaluate import evaluate_table, robustness_matrix
-from .fit import BEST
-from .report import format_summary, write_records, write_summary
 from .folds import utterances_from_index
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .runner import Trainer, Unit
+from .plan import Unit
+from .predict import load_predictor
+from .records import condition_record
+from .report import format_summary, write_records, write_summary
+from .stores import RunData, open_store
+from .unit import UnitRunner
 
 CROSS_DIR = "cross_corpus"
 # params.json entries that do not decide what a feature means (where it came from, what it holds, float16 or 32)
@@ -56,89 +60,80 @@ def check_same_features(train_params: dict, test_params: dict, train_where: str,
                           f"(differs: {', '.join(differs)}); extract the test corpus with the same flags")
 
 
-def eval_conditions(unit: "Unit", test_conditions: list[str]) -> list[str]:
+def eval_conditions(unit: Unit, test_conditions: list[str]) -> list[str]:
     """The test store's conditions a unit is evaluated on: its own condition for a matched model, else all."""
     if unit.train_on == "matched":
         return [c for c in unit.train_conditions if c in test_conditions]
     return list(test_conditions)
 
 
-def open_test_store(trainer: "Trainer"):
+def open_test_store(cfg: TrainConfig, data: RunData) -> tuple[FeatureStore, str]:
     """The test corpus's store of the run's feature kind, checked against the training store (called
     before training too, so that a wrong folder stops the run at once rather than after it)."""
-    from .runner import open_store
-
-    cfg = trainer.cfg
     store = open_store(cfg.test_features_dir, cfg.features)
     where = str(Path(cfg.test_features_dir) / cfg.features)
-    check_same_features(dict(trainer.store.params), dict(store.params), trainer.where, where)
+    check_same_features(dict(data.store.params), dict(store.params), data.where, where)
     return store, where
 
 
-def evaluate_cross_corpus(trainer: "Trainer") -> dict[str, Path]:
-    """Evaluate every unit of ``trainer`` on ``trainer.cfg.test_features_dir``; returns the report paths."""
-    from .predict import load_predictor
-
-    cfg = trainer.cfg
-    store, where = open_test_store(trainer)
+def evaluate_cross_corpus(runner: UnitRunner, units: list[Unit]) -> dict[str, Path]:
+    """Evaluate every unit on ``runner.cfg.test_features_dir``; returns the report paths."""
+    cfg, data = runner.cfg, runner.data
+    store, where = open_test_store(cfg, data)
     view = StoreView(store, where)
     conditions = sort_conditions(store.conditions)
     utterances = utterances_from_index(r for c in conditions for r in view.index(c).utterance_rows())
-    known = trainer.class_to_label
+    known = data.class_to_label
     kept = frozenset(u.id for u in utterances if u.cls in known)
     dropped = Counter(u.cls for u in utterances if u.cls not in known)
-    out = trainer.run_dir / CROSS_DIR
-    trainer.log(f"cross-corpus: trained on {trainer.where}, testing on {where}: {len(kept)} utterances of "
-                f"{len({u.speaker for u in utterances if u.id in kept})} speakers in {', '.join(conditions)}"
-                + (f"; left out (classes the model does not know): "
-                   f"{', '.join(f'{c} {n}' for c, n in sorted(dropped.items()))}" if dropped else ""))
+    out = runner.run_dir / CROSS_DIR
+    runner.log(f"cross-corpus: trained on {data.where}, testing on {where}: {len(kept)} utterances of "
+               f"{len({u.speaker for u in utterances if u.id in kept})} speakers in {', '.join(conditions)}"
+               + (f"; left out (classes the model does not know): "
+                  f"{', '.join(f'{c} {n}' for c, n in sorted(dropped.items()))}" if dropped else ""))
     if not kept:
-        raise LancetError(f"{where}: no utterance of the training classes {', '.join(trainer.class_names)}; "
+        raise LancetError(f"{where}: no utterance of the training classes {', '.join(data.class_names)}; "
                           f"prepare both corpora with the same --classes")
-    absent = [c for c in trainer.class_names if not any(u.cls == c and u.id in kept for u in utterances)]
+    absent = [c for c in data.class_names if not any(u.cls == c and u.id in kept for u in utterances)]
     if absent:
-        trainer.log(f"cross-corpus: the test corpus has no {', '.join(absent)}; UA averages the classes it has")
+        runner.log(f"cross-corpus: the test corpus has no {', '.join(absent)}; UA averages the classes it has")
     records: list[dict] = []
-    for unit in trainer.units:
+    for unit in units:
         path = out / "metrics" / f"{unit.key}.json"
-        if path.is_file():
-            records.extend(json.loads(path.read_text()))
-            continue
-        checkpoint = trainer.ckpt_dir(unit) / BEST
-        if not checkpoint.is_file():
-            raise LancetError(f"{checkpoint}: no trained model for {unit.key}; rerun the training first")
-        predictor = load_predictor(checkpoint, device=trainer.device.type)
-        if list(predictor.class_names) != list(trainer.class_names):
-            raise LancetError(f"{checkpoint}: trained for classes {predictor.class_names}, the run has "
-                              f"{list(trainer.class_names)}")
-        unit_records = []
-        for cond in eval_conditions(unit, conditions):
-            table = build_table(view, [cond], kept, known, cfg.ram_budget_gb * 2**30)
-            if len(table) == 0:
-                continue
-            m = evaluate_table(predictor.model, table, predictor.mean, predictor.std, predictor.device,
-                               len(trainer.class_names), cfg.pooling, 128, trainer.amp_dtype, cfg.workers)
-            noise, snr = parse_condition(cond)
-            unit_records.append({
-                "model": unit.model, "train_on": unit.train_on,
-                "train_condition": "+".join(unit.train_conditions) if unit.train_on != "all" else "all",
-                "fold": unit.fold.name, "seed": unit.seed, "condition": cond, "noise_type": noise,
-                "snr_db": "" if snr is None else snr, "wa": m["wa"], "ua": m["ua"], "macro_f1": m["macro_f1"],
-                "segment_wa": m["segment_wa"], "segment_ua": m["segment_ua"], "n_utterances": m["n"],
-                "n_segments": m["n_segments"], "best_epoch": "", "val_wa": "", "val_ua": "",
-                "recall": m["recall"], "confusion": m["confusion"],
-                "train_features": trainer.where, "test_features": where,
-            })
-        if not unit_records:
-            raise LancetError(f"{where}: no segments to test {unit.key} on (conditions {', '.join(conditions)})")
-        write_records(path.with_suffix(""), unit_records, trainer.class_names)
-        clean = next((r for r in unit_records if r["condition"] == CLEAN), unit_records[0])
-        trainer.log(f"[cross-corpus {unit.key}] {clean['condition']} WA {100 * clean['wa']:.1f} "
-                    f"UA {100 * clean['ua']:.1f}")
-        records.extend(unit_records)
+        if not path.is_file():
+            unit_records = _test_unit(runner, unit, view, conditions, kept, where)
+            write_records(path.with_suffix(""), unit_records, data.class_names)
+        records.extend(json.loads(path.read_text()))
     rows = robustness_matrix(records)
-    paths = write_summary(out, records, rows, trainer.class_names, speaker_independent=True)
+    paths = write_summary(out, records, rows, data.class_names, speaker_independent=True)
     table = format_summary(rows, speaker_independent=True)
-    trainer.log(f"CROSS-CORPUS: trained on {trainer.where}, tested on every utterance of {where} "
-                f"(each fold's model; mean ± std over folds x seeds)\n{table}")
+    runner.log(f"CROSS-CORPUS: trained on {data.where}, tested on every utterance of {where} "
+               f"(each fold's model; mean ± std over folds x seeds)\n{table}")
     return {f"cross_corpus_{k}": v for k, v in paths.items()}
+
+
+def _test_unit(runner: UnitRunner, unit: Unit, view: StoreView, conditions: list[str], kept: frozenset[str],
+               where: str) -> list[dict]:
+    """One trained unit's best checkpoint on every test-corpus condition it is evaluated on."""
+    cfg, data = runner.cfg, runner.data
+    checkpoint = runner.ckpt_dir(unit) / BEST
+    if not checkpoint.is_file():
+        raise LancetError(f"{checkpoint}: no trained model for {unit.key}; rerun the training first")
+    predictor = load_predictor(checkpoint, device=runner.device.type)
+    if list(predictor.class_names) != list(data.class_names):
+        raise LancetError(f"{checkpoint}: trained for classes {predictor.class_names}, the run has "
+                          f"{list(data.class_names)}")
+    records = []
+    for cond in eval_conditions(unit, conditions):
+        table = build_table(view, [cond], kept, data.class_to_label, cfg.ram_budget_gb * 2**30)
+        if len(table) == 0:
+            continue
+        m = evaluate_table(predictor.model, table, predictor.mean, predictor.std, predictor.device,
+                           len(data.class_names), cfg.pooling, cfg.eval_batch_size, runner.amp_dtype, cfg.workers)
+        records.append(condition_record(unit, cond, m, train_features=data.where, test_features=where))
+    if not records:
+        raise LancetError(f"{where}: no segments to test {unit.key} on (conditions {', '.join(conditions)})")
+    clean = next((r for r in records if r["condition"] == CLEAN), records[0])
+    runner.log(f"[cross-corpus {unit.key}] {clean['condition']} WA {100 * clean['wa']:.1f} "
+               f"UA {100 * clean['ua']:.1f}")
+    return records

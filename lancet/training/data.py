@@ -250,21 +250,40 @@ def one_hot(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(labels, n_classes).float()
 
 
+def draw_mixup(n: int, alpha: float, rng: np.random.Generator) -> tuple[float, np.ndarray | None]:
+    """(lam, permutation) of one batch of ``n`` segments: lam ~ Beta(alpha, alpha), then a permutation, drawn in
+    that order from ``rng``; ``(1.0, None)`` (no draw) when ``alpha <= 0`` or the batch has one segment.
+
+    Example:
+        >>> lam, perm = draw_mixup(4, 0.5, np.random.default_rng(0))
+        >>> 0.0 <= lam <= 1.0, sorted(perm.tolist())
+        (True, [0, 1, 2, 3])
+    """
+    if alpha <= 0 or n < 2:
+        return 1.0, None
+    lam = float(rng.beta(alpha, alpha))
+    return lam, rng.permutation(n)
+
+
+def mix(x: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor, w0, w1,
+        perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``w0 * batch + w1 * batch[perm]`` for the inputs and the one-hot targets: the one mixup of the plain and
+    the compiled path. A mixed segment holds real audio wherever either source does, so its length is the
+    larger of the two."""
+    return w0 * x + w1 * x[perm], w0 * targets + w1 * targets[perm], torch.maximum(lengths, lengths[perm])
+
+
 def mixup(x: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor, alpha: float,
           rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Mix a batch with a shuffled copy of itself: lam ~ Beta(alpha, alpha) for inputs and one-hot targets.
+    """Mix a batch with a shuffled copy of itself (:func:`draw_mixup`, then :func:`mix`); returns lam too.
 
-    The mixed segment holds real audio wherever either source does, so its length is the larger of
-    the two. ``alpha <= 0`` returns the batch unchanged (lam = 1).
+    ``alpha <= 0`` returns the batch unchanged (lam = 1).
     """
-    if alpha <= 0 or x.shape[0] < 2:
+    lam, perm = draw_mixup(x.shape[0], alpha, rng)
+    if perm is None:
         return x, targets, lengths, 1.0
-    lam = float(rng.beta(alpha, alpha))
-    perm = torch.from_numpy(rng.permutation(x.shape[0])).to(x.device)
-    x_mix = lam * x + (1.0 - lam) * x[perm]
-    t_mix = lam * targets + (1.0 - lam) * targets[perm]
-    len_mix = torch.maximum(lengths, lengths[perm])
-    return x_mix, t_mix, len_mix, lam
+    x, targets, lengths = mix(x, targets, lengths, lam, 1.0 - lam, torch.from_numpy(perm).to(x.device))
+    return x, targets, lengths, lam
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -35,9 +35,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from lancet.core.errors import LancetError
+from lancet.core.workers import available_cpus
 
 # Collectives (DDP all-reduce, barriers) give up after this long; waiting for other ranks' units
 # polls the store instead and has no limit.
@@ -92,8 +96,6 @@ def setup(device_type: str = "cpu", ddp: bool = False) -> DistContext:
     """
     if not launched_by_torchrun():
         return DistContext()
-    import torch.distributed as dist
-
     rank, world = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
     local_rank = _env_int("LOCAL_RANK", 0)
     local_world = _env_int("LOCAL_WORLD_SIZE", world)
@@ -122,8 +124,6 @@ def teardown(ctx: DistContext) -> None:
     """Leave the process group (quietly: the launch is ending)."""
     if ctx.backend is None:
         return
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -139,8 +139,6 @@ def rank_threads(ctx: DistContext, threads: int) -> int:
     """CPU threads for one rank: ``threads`` when given, else this node's cores split among its ranks."""
     if threads > 0:
         return threads
-    from lancet.core.workers import available_cpus
-
     return max(1, available_cpus() // max(1, ctx.local_world_size))
 
 
@@ -216,103 +214,19 @@ def wrap_ddp(model: torch.nn.Module, ctx: DistContext, device: torch.device) -> 
     """``model`` wrapped in DistributedDataParallel (batch norm synchronised across ranks on CUDA)."""
     if not ctx.enabled or ctx.backend is None:
         return model
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
     if device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        return DDP(model, device_ids=[device.index], output_device=device.index)
-    return DDP(model)
+        return DistributedDataParallel(model, device_ids=[device.index], output_device=device.index)
+    return DistributedDataParallel(model)
 
 
 def all_reduce_sum(value: float, ctx: DistContext) -> float:
     """Sum of ``value`` over ranks (a float through the gloo group)."""
     if not ctx.enabled or ctx.backend is None:
         return value
-    import torch.distributed as dist
-
     t = torch.tensor([float(value)], dtype=torch.float64)
     dist.all_reduce(t)
     return float(t.item())
-
-
-# ----------------------------------------------------------------------------- several units at once (--jobs)
-# One small model cannot fill a large GPU, so a rank may train several units at once. Each runs in
-# its own worker process (lancet.core.workers, started by forkserver/spawn, never fork): a unit seeds the
-# global torch/numpy/python generators and its dropout draws from them, so threads sharing one
-# process could not give the results of a one-by-one run; processes do, bit for bit on the same
-# device and thread count. Kernels of several processes share a GPU by time slicing; the NVIDIA
-# Multi-Process Service (``nvidia-cuda-mps-control -d``) lets them overlap.
-CUDA_CONTEXT_BYTES = 600 * 2**20   # a process's CUDA context and cuDNN/cuBLAS workspaces, roughly
-MAX_AUTO_JOBS = 8
-
-
-def auto_jobs(device: torch.device, per_unit_bytes: float, n_units: int, local_world_size: int = 1) -> int:
-    """How many units to train at once when ``--jobs 0``: 1 on CPU (torch already uses every core for
-    one unit); on CUDA as many as fit in 90 % of the free memory at ``per_unit_bytes`` each (see
-    :func:`estimate_unit_bytes`), at most one per CPU core of this rank, :data:`MAX_AUTO_JOBS`, and
-    the number of units.
-
-    Example:
-        >>> auto_jobs(torch.device("cpu"), 1e9, 10)
-        1
-    """
-    if device.type != "cuda" or n_units <= 1:
-        return 1
-    from lancet.core.workers import available_cpus
-
-    free, _ = torch.cuda.mem_get_info(device)
-    fit = int(0.9 * free // max(per_unit_bytes + CUDA_CONTEXT_BYTES, 1))
-    cores = max(1, available_cpus() // max(1, local_world_size))
-    return max(1, min(fit, cores, MAX_AUTO_JOBS, n_units))
-
-
-def estimate_unit_bytes(build, batch_size: int, input_shape: tuple[int, int], data_bytes: float,
-                        device: torch.device, amp_dtype: torch.dtype | None) -> float:
-    """Device memory one unit needs: measured peak of one training step of ``build()`` at ``batch_size``
-    (weights, gradients, optimizer state, activations), plus ``data_bytes`` (its segments when they
-    are kept on the device). CUDA only; returns ``data_bytes`` elsewhere."""
-    if device.type != "cuda":
-        return float(data_bytes)
-    import contextlib
-
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    try:
-        model = build().to(device)
-        opt = torch.optim.RAdam(model.parameters())
-        x = torch.randn(batch_size, 1, *input_shape, device=device)
-        ctx = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-        with ctx:
-            loss = model(x).float().logsumexp(-1).mean()
-        loss.backward()
-        opt.step()
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - base
-        del model, opt, x, loss
-    except torch.cuda.OutOfMemoryError:  # one unit barely fits (or not): never more than one at once
-        peak = torch.cuda.get_device_properties(device).total_memory
-    torch.cuda.empty_cache()
-    return float(peak) * 1.2 + float(data_bytes)   # allocator fragmentation
-
-
-_JOB: dict[str, Any] = {}
-
-
-def job_init(cfg, device: str, threads: int) -> None:
-    """Worker-process initializer: one Trainer per worker (stores opened once), on ``device``."""
-    from .runner import Trainer
-
-    torch.set_num_threads(max(1, threads))
-    trainer = Trainer(cfg, device=torch.device(device), threads=threads)
-    _JOB.update(trainer=trainer, units={u.key: u for u in trainer.units})
-
-
-def job_run_unit(key: str) -> str:
-    """Train and evaluate one unit in a worker process; its metrics file is the result."""
-    trainer = _JOB["trainer"]
-    trainer.run_unit(_JOB["units"][key])
-    return key
 
 
 class ShardRng:
@@ -337,8 +251,6 @@ class ShardRng:
         return self.rng.beta(a, b)
 
     def permutation(self, n: int):
-        import numpy as np
-
         perm = self.rng.permutation(self.global_size)
         local = perm[self.ctx.rank::self.ctx.world_size][:n]
         return np.argsort(local, kind="stable")

@@ -1,18 +1,16 @@
-"""The training loop: one model on one fold, with validation, best-checkpoint selection and resume.
+"""Fitting one model: the training loop, with validation, best-checkpoint selection and resume.
 
-Each epoch ends with two atomic writes: ``best.pt`` when the validation score (WA+UA)/2 at the
-utterance level improved, and ``last.pt`` (model, optimizer, scheduler, grad scaler and every random
-generator's state, plus a :class:`ResumeState`: epoch, best so far, history), so an interrupted run
-continues exactly where it stopped.
-
-:func:`train_model` below is the plain reference loop, read top to bottom; with ``--compile`` (the
-default on CUDA) the same epochs run through :mod:`lancet.training.compiled` instead: same random numbers,
-same recipe, without the per-step overhead.
+:func:`train_model` reads top to bottom: set up, resume, then one block per epoch (a fresh online table,
+one epoch of steps, the learning-rate decay, validation, the best checkpoint, where training stands).
+Each epoch ends with two atomic writes: ``best.pt`` when the validation score (WA+UA)/2 at the utterance
+level improved, and ``last.pt`` (lancet.training.resume), so an interrupted run continues exactly where it
+stopped. The steps of an epoch run in :class:`PlainEpochs` (the reference loop, which also carries the
+per-step extensions) or, with ``--compile`` (the default on CUDA), in the compiled path of
+:mod:`lancet.training.compiled`: same random numbers, same recipe, without the per-step overhead.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,110 +20,24 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from lancet.core.device import autocast_context
 
-from .checkpoint import load_checkpoint, save_checkpoint  # weights_only, no code runs on load
-from .config import TrainConfig
+from . import distributed
+from .checkpoint import BEST, LAST, save_checkpoint
+from .compiled import FastTrainer, draw_epoch, use_compile
+from .config import TrainSettings
 from .data import Batch, SegmentTable, batch_indices, class_weights, iter_batches, mixup, one_hot
 from .evaluate import evaluate_table, metrics_from_probs, to_model_input
 from .metrics import selection_score
-from .compiled import FastTrainer, draw_epoch, use_compile
-
-LAST = "last.pt"
-BEST = "best.pt"
+from .resume import ResumeState
 
 
-# ----------------------------------------------------------------------------- seeds
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
-
-
-def _rng_state(rng: np.random.Generator) -> dict:
-    """Every generator's state as plain values and tensors (numpy's key array becomes an int64 tensor)."""
-    legacy = np.random.get_state(legacy=False)
-    legacy["state"] = {"key": torch.from_numpy(legacy["state"]["key"].astype(np.int64)), "pos": int(legacy["state"]["pos"])}
-    state = {"python": random.getstate(), "numpy": legacy, "torch": torch.get_rng_state(),
-             "generator": rng.bit_generator.state}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict, rng: np.random.Generator) -> None:
-    random.setstate(state["python"])
-    legacy = state["numpy"]
-    if isinstance(legacy, dict):  # this version's plain form; older last.pt files hold numpy's own tuple
-        key = legacy["state"]["key"]
-        key = key.numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
-        legacy = {**legacy, "state": {"key": key.astype(np.uint32), "pos": int(legacy["state"]["pos"])}}
-    np.random.set_state(legacy)
-    torch.set_rng_state(state["torch"])
-    rng.bit_generator.state = state["generator"]
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ----------------------------------------------------------------------------- training
-_DEFAULTS = TrainConfig()  # the one set of defaults
-
-
-@dataclass
-class TrainSettings:
-    """The part of :class:`~lancet.training.config.TrainConfig` one training loop needs (same defaults)."""
-
-    epochs: int = _DEFAULTS.epochs
-    batch_size: int = _DEFAULTS.batch_size
-    lr: float = _DEFAULTS.lr
-    weight_decay: float = _DEFAULTS.weight_decay
-    lr_decay: float = _DEFAULTS.lr_decay
-    lr_floor: float = _DEFAULTS.lr_floor
-    mixup_alpha: float = _DEFAULTS.mixup_alpha
-    class_weighted: bool = _DEFAULTS.class_weighted
-    pooling: str = _DEFAULTS.pooling
-    patience: int | None = _DEFAULTS.patience
-    workers: int = _DEFAULTS.workers
-    eval_batch_size: int = _DEFAULTS.eval_batch_size
-    progress: bool = _DEFAULTS.progress
-    compile: str = _DEFAULTS.compile
-    device_budget_gb: float = _DEFAULTS.device_budget_gb
-    compile_backend: str | None = "inductor"  # torch.compile backend of --compile on (tests: aot_eager)
-
-    @classmethod
-    def from_config(cls, cfg: TrainConfig) -> "TrainSettings":
-        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if hasattr(cfg, f.name)})
-
-
-@dataclass
-class ResumeState:
-    """Where training stands after an epoch: saved in ``last.pt`` beside the model, optimizer, scheduler,
-    grad-scaler and random-generator states, as plain values only (loads with ``weights_only``)."""
-
-    epoch: int = 0                  # epochs done
-    best_score: float = float("-inf")
-    best_epoch: int = -1
-    best_val: dict = field(default_factory=dict)
-    history: list = field(default_factory=list)
-    stale: int = 0                  # epochs since the best one (early stopping)
-    finished: bool = False
-
-    def save(self, path: Path, model, optimizer, scheduler, scaler, rng: np.random.Generator) -> None:
-        save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                               "rng": _rng_state(rng), **dataclasses.asdict(self)})
-
-    @classmethod
-    def load(cls, path: Path, model, optimizer, scheduler, scaler, rng: np.random.Generator) -> "ResumeState":
-        """Restore every state from ``path`` into the given objects; returns the loop's own state."""
-        state = load_checkpoint(path, map_location="cpu")  # RNG states must stay CPU tensors
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], rng)
-        return cls(**{f.name: state[f.name] for f in dataclasses.fields(cls) if f.name in state})
 
 
 @dataclass
@@ -140,6 +52,87 @@ class TrainResult:
     step: str = "plain"          # plain | fast (uncompiled) | compiled: which loop ran (lancet.training.compiled)
 
 
+def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, mean: np.ndarray, std: np.ndarray,
+                n_classes: int, settings: TrainSettings, device: torch.device, amp_dtype: torch.dtype | None,
+                ckpt_dir: Path, seed: int, best_payload: dict[str, Any], desc: str = "", norm=None, specaugment=None,
+                epoch_table: Callable[[int], SegmentTable] | None = None,
+                on_epoch_end: Callable[[int], None] | None = None, ddp=None) -> TrainResult:
+    """Train ``model`` (already seeded and built) on ``train``, select on ``val``; resume from ``last.pt``.
+
+    ``best_payload`` goes into ``best.pt`` with the weights and normalisation statistics. Extensions (plain
+    loop): ``norm`` (``--norm utterance|segment``), ``specaugment``, ``epoch_table(epoch)`` (``--train-on
+    online``), ``ddp`` (a torchrun DistContext with ``--ddp``: ranks share every batch, rank 0 writes).
+    ``on_epoch_end(epoch)`` runs once each epoch's checkpoint is on disk (tests interrupt there)."""
+    # the model on its device, and the optimizer and schedule of the recipe
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and amp_dtype == torch.float16))
+    # the compiled path covers the recipe; the extensions that draw per step or reshape batches, and
+    # float16's grad scaler (a host sync per step), keep the plain loop
+    fast = (use_compile(settings.compile, device) and norm is None and specaugment is None and epoch_table is None
+            and not scaler.is_enabled() and not (ddp is not None and ddp.enabled))
+    tensor_lr = fast and settings.compile_backend is not None
+    optimizer, scheduler = make_optimizer(model, settings, tensor_lr=tensor_lr)
+    rng = np.random.default_rng(seed)  # every draw of the epochs (batch order, mixup) comes from it
+
+    # resume from last.pt: weights, optimizer, schedule, grad scaler and every random generator
+    state, last_path = ResumeState(), ckpt_dir / LAST
+    if last_path.is_file():
+        state = ResumeState.load(last_path, model, optimizer, scheduler, scaler, rng)
+        _set_lr_kind(optimizer, scheduler, tensor_lr)
+        if state.finished:
+            return TrainResult(state.best_epoch, state.best_score, state.best_val, state.epoch, state.history,
+                               resumed_from=state.epoch)
+    resumed_from = state.epoch
+
+    # who runs the steps of an epoch: the compiled path, or the plain loop with the extensions
+    stats = _device_stats(mean, std, device)
+    weight = torch.as_tensor(class_weights(train.labels, n_classes), device=device) if settings.class_weighted else None
+    epochs = (FastEpochs(model, optimizer, train, val, stats, n_classes, weight, settings, device, amp_dtype, rng)
+              if fast else PlainEpochs(model, optimizer, scaler, train, val, stats, n_classes, weight, settings,
+                                       device, amp_dtype, rng, seed, norm, specaugment, ddp))
+    t0 = time.perf_counter()
+    for epoch in range(state.epoch, settings.epochs):
+        # --train-on online: new noise, SNRs and rooms every epoch (``train`` is epoch 0's table)
+        if epoch_table is not None and epoch > 0:
+            epochs.use_table(epoch_table(epoch))
+        # one epoch of steps, then the learning-rate decay
+        model.train()
+        total_loss, seen, bar, extra = epochs.train_epoch(epoch, f"{desc} epoch {epoch + 1}/{settings.epochs}")
+        scheduler.step()
+        # validate; the epoch's one host sync reads the summed loss
+        val_metrics = epochs.validate()
+        score = selection_score(val_metrics)
+        record = {"epoch": epoch + 1, "loss": float(total_loss) / max(seen, 1), "lr": float(optimizer.param_groups[0]["lr"]),
+                  "val_wa": val_metrics["wa"], "val_ua": val_metrics["ua"], "val_score": score, **extra}
+        state.history.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", val_wa=f"{val_metrics['wa']:.3f}", val_ua=f"{val_metrics['ua']:.3f}")
+        bar.close()
+        # keep the best model by (WA + UA) / 2 on the validation speakers, with what it takes to use it
+        if score > state.best_score:
+            state.best_score, state.best_epoch, state.best_val, state.stale = score, epoch + 1, val_metrics, 0
+            if epochs.writes:
+                save_checkpoint(ckpt_dir / BEST, {**best_payload, "model_state": model.state_dict(), "epoch": epoch + 1,
+                                                  "val": val_metrics, "norm_mean": np.asarray(mean, np.float32),
+                                                  "norm_std": np.asarray(std, np.float32)})
+        else:
+            state.stale += 1
+        # where training stands, so that a kill resumes at the next epoch; stop at the end or on patience
+        state.epoch = epoch + 1
+        state.finished = (epoch + 1 >= settings.epochs
+                          or (settings.patience is not None and state.stale >= settings.patience))
+        if epochs.writes:
+            state.save(last_path, model, optimizer, scheduler, scaler, rng)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1)
+        if state.finished:
+            break
+    step = "plain" if not fast else ("compiled" if settings.compile_backend else "fast")
+    return TrainResult(state.best_epoch, state.best_score, state.best_val, len(state.history), state.history,
+                       resumed_from, time.perf_counter() - t0, step)
+
+
+# ----------------------------------------------------------------------------- the optimizer
 def make_optimizer(model: torch.nn.Module, s: TrainSettings, tensor_lr: bool = False):
     """RAdam with the recipe's settings, multi-tensor (``foreach``: a few kernels per step instead of a
     few per parameter; RAdam has no fused version), and its exponential decay with a floor.
@@ -175,6 +168,17 @@ def _set_lr_kind(optimizer, scheduler, tensor_lr: bool) -> None:
                 state["step"] = state["step"].to(home, torch.float32)
 
 
+def _device_stats(mean: np.ndarray, std: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fold's normalisation statistics as (F, 1) tensors on ``device``."""
+    return (torch.as_tensor(np.asarray(mean, np.float32).reshape(-1, 1), device=device),
+            torch.as_tensor(np.asarray(std, np.float32).reshape(-1, 1), device=device))
+
+
+def _bar(total: int, desc: str, settings: TrainSettings) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="batch", disable=not settings.progress, leave=True, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------- the plain loop
 def prefetch_workers(workers: int, table: SegmentTable, device: torch.device) -> int:
     """Threads that gather batches ahead: ``workers`` when they overlap something (reads from a memory
     map, or the GPU computing meanwhile); none for an in-RAM table on the CPU, where a batch is one
@@ -214,135 +218,82 @@ def _step_augment(specaugment: Callable, seed: int, epoch: int, step: int) -> Ca
     return lambda x, lengths: specaugment(x, lengths, rng)
 
 
-def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, mean: np.ndarray, std: np.ndarray,
-                n_classes: int, settings: TrainSettings, device: torch.device, amp_dtype: torch.dtype | None,
-                ckpt_dir: Path, seed: int, best_payload: dict[str, Any], desc: str = "", norm=None, specaugment=None,
-                epoch_table: Callable[[int], SegmentTable] | None = None,
-                on_epoch_end: Callable[[int], None] | None = None, ddp=None) -> TrainResult:
-    """Train ``model`` (already seeded and built) on ``train``, select on ``val``; resume from ``last.pt``.
+class PlainEpochs:
+    """The reference loop: batches gathered on the host, one :func:`train_step` each; it also carries the
+    per-step extensions (``--norm utterance|segment``, ``--specaugment``, online tables, ``--ddp``)."""
 
-    ``ddp`` (a :class:`~lancet.training.distributed.DistContext` under torchrun with ``--ddp``): every
-    rank trains this model together, each on its shard of every batch; only rank 0 writes checkpoints.
+    def __init__(self, model, optimizer, scaler, train: SegmentTable, val: SegmentTable, stats, n_classes: int,
+                 weight, settings: TrainSettings, device: torch.device, amp_dtype, rng: np.random.Generator,
+                 seed: int, norm=None, specaugment=None, ddp=None) -> None:
+        self.model, self.optimizer, self.scaler, self.val = model, optimizer, scaler, val
+        self.mean_t, self.std_t = stats
+        self.n_classes, self.weight, self.s, self.device, self.amp_dtype = n_classes, weight, settings, device, amp_dtype
+        self.rng, self.seed, self.norm, self.specaugment = rng, seed, norm, specaugment
+        # --ddp: the wrapped model steps, each rank takes its shard of every global batch, rank 0 writes
+        self.ddp = ddp if ddp is not None and ddp.enabled else None
+        self.step_model = distributed.wrap_ddp(model, ddp, device) if self.ddp else model
+        self.writes = self.ddp is None or self.ddp.is_main
+        self.val_norm = norm.bind(val) if norm is not None else None
+        self.use_table(train)
 
-    ``best_payload`` is stored with the best weights (model name and options, class names, feature
-    parameters, ...); the normalisation statistics are added here. ``on_epoch_end(epoch)`` is called
-    after each epoch's checkpoint is on disk (tests use it to simulate an interruption).
-    """
-    from tqdm.auto import tqdm
+    def use_table(self, train: SegmentTable) -> None:
+        self.train = train
+        self.train_norm = self.norm.bind(train) if self.norm is not None else None
 
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    model.to(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and amp_dtype == torch.float16))
-    # The fast path (lancet.training.compiled) covers the recipe; the extensions that draw per step or
-    # reshape batches (--norm utterance|segment, --specaugment, --train-on online, --ddp) and float16's
-    # grad scaler (a host sync per step) keep the plain loop below.
-    fast_ok = (use_compile(settings.compile, device) and norm is None and specaugment is None and epoch_table is None
-               and not scaler.is_enabled() and not (ddp is not None and ddp.enabled))
-    tensor_lr = fast_ok and settings.compile_backend is not None
-    optimizer, scheduler = make_optimizer(model, settings, tensor_lr=tensor_lr)
-    rng = np.random.default_rng(seed)
-    mean_t = torch.as_tensor(np.asarray(mean, np.float32).reshape(-1, 1), device=device)
-    std_t = torch.as_tensor(np.asarray(std, np.float32).reshape(-1, 1), device=device)
-    weight = None
-    if settings.class_weighted:
-        weight = torch.as_tensor(class_weights(train.labels, n_classes), device=device)
+    def train_epoch(self, epoch: int, desc: str) -> tuple[torch.Tensor, int, tqdm, dict]:
+        """(summed loss on the device, segments seen, the open progress bar, what --ddp adds to the record)."""
+        s, device = self.s, self.device
+        # batch order now; mixup draws lam and a permutation per batch from the same generator, so the
+        # whole epoch's randomness follows from the generator alone (and resumes with it)
+        batches = batch_indices(len(self.train), s.batch_size, True, self.rng,
+                                min_last=2 * (self.ddp.world_size if self.ddp else 1))  # batch norm needs 2 rows
+        global_sizes = None
+        if self.ddp:  # this rank's shard of each global batch (the recipe's batch size stays global)
+            batches, global_sizes = distributed.ddp_batches(batches, self.ddp)
+        total_loss, seen = torch.zeros((), device=device), 0
+        bar = _bar(len(batches), desc, s)
+        workers = prefetch_workers(s.workers, self.train, device)
+        for step, batch in enumerate(iter_batches(self.train, batches, workers=workers, pin=device.type == "cuda"), 1):
+            step_rng = distributed.ShardRng(self.rng, self.ddp, global_sizes[step - 1]) if self.ddp else self.rng
+            augment = None if self.specaugment is None else _step_augment(self.specaugment, self.seed, epoch, step)
+            loss = train_step(self.step_model, self.optimizer, self.scaler, batch, self.mean_t, self.std_t,
+                              self.n_classes, s.mixup_alpha, step_rng, device, self.amp_dtype, self.weight,
+                              norm=self.train_norm, augment=augment)
+            total_loss += loss * len(batch.index)  # summed on the device: reading it would sync every step
+            seen += len(batch.index)
+            bar.update(1)
+            if s.progress and step % 20 == 0:
+                bar.set_postfix(loss=f"{float(total_loss) / max(seen, 1):.4f}")  # a sync, every 20 steps only
+        extra = {} if not self.ddp else {"steps": len(batches),  # what all ranks trained together
+                                         "global_segments": int(distributed.all_reduce_sum(seen, self.ddp))}
+        return total_loss, seen, bar, extra
 
-    state = ResumeState()
-    last_path = ckpt_dir / LAST
-    if last_path.is_file():
-        state = ResumeState.load(last_path, model, optimizer, scheduler, scaler, rng)
-        _set_lr_kind(optimizer, scheduler, tensor_lr)
-        if state.finished:
-            return TrainResult(state.best_epoch, state.best_score, state.best_val, state.epoch, state.history,
-                               resumed_from=state.epoch)
-    resumed_from = start = state.epoch
-    history = state.history
-    fast = None
-    if fast_ok:
-        fast = FastTrainer(model, optimizer, train, val, mean_t, std_t, n_classes, weight, device, amp_dtype,
-                           settings.batch_size, settings.mixup_alpha, settings.eval_batch_size, settings.workers,
-                           settings.device_budget_gb, backend=settings.compile_backend)
-    # --- noise robustness hooks (issue 12): --norm utterance|segment, --specaugment, --train-on online
-    train_norm = norm.bind(train) if norm is not None else None
-    val_norm = norm.bind(val) if norm is not None else None
-    table_epoch = 0  # ``train`` is epoch 0's table; online training swaps in a fresh one every epoch
-    # --- --ddp hook (lancet.training.distributed): wrap the model, shard each batch, rank 0 writes
-    step_model, writes = model, True
-    if ddp is not None and ddp.enabled:
-        from . import distributed
+    def validate(self) -> dict:
+        return evaluate_table(self.model, self.val, self.mean_t, self.std_t, self.device, self.n_classes,
+                              self.s.pooling, self.s.eval_batch_size, self.amp_dtype, self.s.workers, norm=self.val_norm)
 
-        step_model, writes = distributed.wrap_ddp(model, ddp, device), ddp.is_main
-    sharded = step_model is not model
-    # --- end of the --ddp hook
-    t0 = time.perf_counter()
-    pin = device.type == "cuda"
-    epoch = start
-    finished = False
-    for epoch in range(start, settings.epochs):
-        model.train()
-        if epoch_table is not None and epoch != table_epoch:  # --train-on online: new noise, SNRs, rooms
-            train, table_epoch = epoch_table(epoch), epoch
-            train_norm = norm.bind(train) if norm is not None else None
-        bar_desc = f"{desc} epoch {epoch + 1}/{settings.epochs}"
-        if fast is not None:  # the same epoch, drawn up front and run without per-step overhead
-            plan = draw_epoch(len(train), settings.batch_size, settings.mixup_alpha, rng)
-            bar = tqdm(total=len(plan.batches), desc=bar_desc, unit="batch", disable=not settings.progress,
-                       leave=True, dynamic_ncols=True)
-            total_loss, seen = fast.train_epoch(plan, on_step=lambda _: bar.update(1))
-        else:
-            # Batch order now; mixup draws lam and a permutation per batch from the same generator, so
-            # the whole epoch's randomness follows from ``rng`` alone (and resumes with it).
-            batches = batch_indices(len(train), settings.batch_size, True, rng,
-                                    min_last=2 * (ddp.world_size if sharded else 1))  # batch norm needs 2 rows
-            if sharded:  # --ddp: this rank's shard of each global batch (the recipe's batch size stays global)
-                batches, global_sizes = distributed.ddp_batches(batches, ddp)
-            total_loss, seen = torch.zeros((), device=device), 0
-            bar = tqdm(total=len(batches), desc=bar_desc, unit="batch", disable=not settings.progress, leave=True,
-                       dynamic_ncols=True)
-            workers = prefetch_workers(settings.workers, train, device)
-            for step, batch in enumerate(iter_batches(train, batches, workers=workers, pin=pin), 1):
-                step_rng = distributed.ShardRng(rng, ddp, global_sizes[step - 1]) if sharded else rng  # --ddp
-                loss = train_step(step_model, optimizer, scaler, batch, mean_t, std_t, n_classes, settings.mixup_alpha,
-                                  step_rng, device, amp_dtype, weight, norm=train_norm,
-                                  augment=None if specaugment is None else _step_augment(specaugment, seed, epoch, step))
-                total_loss += loss * len(batch.index)  # summed on the device: reading it would sync every step
-                seen += len(batch.index)
-                bar.update(1)
-                if settings.progress and step % 20 == 0:
-                    bar.set_postfix(loss=f"{float(total_loss) / max(seen, 1):.4f}")  # a sync, every 20 steps only
-        scheduler.step()
-        if fast is not None:
-            val_metrics = metrics_from_probs(val, fast.predict(), n_classes, settings.pooling)
-        else:
-            val_metrics = evaluate_table(model, val, mean_t, std_t, device, n_classes, settings.pooling,
-                                         settings.eval_batch_size, amp_dtype, settings.workers, norm=val_norm)
-        score = selection_score(val_metrics)
-        record = {"epoch": epoch + 1, "loss": float(total_loss) / max(seen, 1),  # the epoch's one sync
-                  "lr": float(optimizer.param_groups[0]["lr"]),
-                  "val_wa": val_metrics["wa"], "val_ua": val_metrics["ua"], "val_score": score}
-        if sharded:  # --ddp: what all ranks trained together this epoch
-            record.update(steps=len(batches), global_segments=int(distributed.all_reduce_sum(seen, ddp)))
-        history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", val_wa=f"{val_metrics['wa']:.3f}", val_ua=f"{val_metrics['ua']:.3f}")
-        bar.close()
-        if score > state.best_score:
-            state.best_score, state.best_epoch, state.best_val, state.stale = score, epoch + 1, val_metrics, 0
-            payload = dict(best_payload)
-            payload.update(model_state=model.state_dict(), epoch=epoch + 1, val=val_metrics,
-                           norm_mean=np.asarray(mean, np.float32), norm_std=np.asarray(std, np.float32))
-            if writes:
-                save_checkpoint(ckpt_dir / BEST, payload)
-        else:
-            state.stale += 1
-        state.epoch = epoch + 1
-        state.finished = finished = (epoch + 1 >= settings.epochs
-                                     or (settings.patience is not None and state.stale >= settings.patience))
-        if writes:
-            state.save(last_path, model, optimizer, scheduler, scaler, rng)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1)
-        if finished:
-            break
-    step = "plain" if fast is None else ("compiled" if settings.compile_backend else "fast")
-    return TrainResult(state.best_epoch, state.best_score, state.best_val, len(history), history, resumed_from,
-                       time.perf_counter() - t0, step)
+
+class FastEpochs:
+    """The compiled path (:class:`~lancet.training.compiled.FastTrainer`) behind the plain loop's interface:
+    each epoch's draws are made up front, in the plain loop's order, from the same generator."""
+
+    writes = True
+
+    def __init__(self, model, optimizer, train: SegmentTable, val: SegmentTable, stats, n_classes: int, weight,
+                 settings: TrainSettings, device: torch.device, amp_dtype, rng: np.random.Generator) -> None:
+        self.train, self.val, self.n_classes, self.s, self.rng = train, val, n_classes, settings, rng
+        self.trainer = FastTrainer(model, optimizer, train, val, *stats, n_classes, weight, device, amp_dtype,
+                                   settings.batch_size, settings.mixup_alpha, settings.eval_batch_size,
+                                   settings.workers, settings.device_budget_gb, backend=settings.compile_backend)
+
+    def use_table(self, train: SegmentTable) -> None:  # pragma: no cover - online tables take the plain loop
+        raise RuntimeError("the compiled path trains on one table")
+
+    def train_epoch(self, epoch: int, desc: str) -> tuple[torch.Tensor, int, tqdm, dict]:
+        plan = draw_epoch(len(self.train), self.s.batch_size, self.s.mixup_alpha, self.rng)
+        bar = _bar(len(plan.batches), desc, self.s)
+        total_loss, seen = self.trainer.train_epoch(plan, on_step=lambda _: bar.update(1))
+        return total_loss, seen, bar, {}
+
+    def validate(self) -> dict:
+        return metrics_from_probs(self.val, self.trainer.predict(), self.n_classes, self.s.pooling)

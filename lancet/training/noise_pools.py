@@ -1,5 +1,4 @@
-"""The trainer's noise-robustness side (issue 12), kept out of the runner: which stored mixtures a fold may
-train and test on, the normaliser and SpecAugment of a unit, and the online augmenter of a fold.
+"""Which stored noisy mixtures a fold may train and test on: noise recordings split into training and test pools.
 
 Unseen noise at test time (docs/ROBUSTNESS.md): stored noisy conditions are made once for all folds, and
 ``augmented_manifest.csv`` records the noise recording of every mixture. The recordings are split into a
@@ -13,11 +12,9 @@ session (:func:`lancet.noise.babble.session_talkers`), so both are unseen by con
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-import numpy as np
 
 from lancet.core.atomic import read_csv, save_json
 from lancet.core.conditions import CLEAN, parse_condition
@@ -25,59 +22,9 @@ from lancet.core.errors import LancetError
 from lancet.corpora.layout import AUGMENTED_MANIFEST
 from lancet.noise.pools import NoiseSplit, assert_unseen, entry_pool, split_by_type
 
-from .feature_norm import NORM_MODES, Normaliser
-from .specaugment import spec_augment
 
 # Stored noise types whose mixtures may reuse recordings (music/ambient files, room impulse responses).
 RECORDING_TYPES = ("music", "ambient", "reverberation")
-
-
-def validate_robustness(cfg) -> None:
-    """One-line errors for the issue-12 settings of a :class:`~lancet.training.config.TrainConfig`."""
-    if cfg.norm not in NORM_MODES:
-        raise LancetError(f"--norm {cfg.norm!r}: choose one of {', '.join(NORM_MODES)}")
-    for flag, value in (("--specaugment-time-masks", cfg.specaugment_time_masks),
-                        ("--specaugment-freq-masks", cfg.specaugment_freq_masks)):
-        if value < 0:
-            raise LancetError(f"{flag} must be >= 0, got {value}")
-    for flag, value in (("--specaugment-time-width", cfg.specaugment_time_width),
-                        ("--specaugment-freq-width", cfg.specaugment_freq_width)):
-        if not value >= 0:
-            raise LancetError(f"{flag} must be >= 0, got {value}")
-    if not 0.0 < cfg.noise_test_fraction < 1.0:
-        raise LancetError(f"--noise-test-fraction must be in (0, 1), got {cfg.noise_test_fraction}")
-    if cfg.train_on == "online":
-        online_settings(cfg).check()
-        for flag, path in (("--noise-dir", cfg.noise_dir), ("--rir-dir", cfg.rir_dir),
-                           ("--audio-manifest", cfg.audio_manifest)):
-            if path and not Path(path).exists():
-                raise LancetError(f"{flag} {path}: not found")
-    if cfg.noise_manifest and not Path(cfg.noise_manifest).is_file():
-        raise LancetError(f"--noise-manifest {cfg.noise_manifest}: not found (the augmented_manifest.csv of "
-                          f"datasets/augment_IEMOCAP.py)")
-
-
-def online_settings(cfg):
-    from .online import OnlineSettings
-
-    kw = dict(snr_low=cfg.online_snr_low, snr_high=cfg.online_snr_high, noise_types=tuple(cfg.online_noise_types),
-              reverb_prob=cfg.online_reverb_prob, clean_prob=cfg.online_clean_prob, noise_dir=cfg.noise_dir,
-              rir_dir=cfg.rir_dir,
-              split_seed=cfg.noise_split_seed, test_fraction=cfg.noise_test_fraction)
-    return OnlineSettings(**kw)
-
-
-def make_specaugment(cfg) -> Callable | None:
-    """``f(x, lengths, rng)`` with the run's mask settings, or None without ``--specaugment``."""
-    if not cfg.specaugment:
-        return None
-    return functools.partial(spec_augment, time_masks=cfg.specaugment_time_masks, time_width=cfg.specaugment_time_width,
-                             freq_masks=cfg.specaugment_freq_masks, freq_width=cfg.specaugment_freq_width)
-
-
-def make_normaliser(cfg, mean: np.ndarray, std: np.ndarray, device) -> Normaliser | None:
-    """A :class:`Normaliser` for ``--norm utterance|segment``; None for ``global`` (the loop's own path)."""
-    return None if cfg.norm == "global" else Normaliser(cfg.norm, mean, std, device)
 
 
 def find_noise_manifest(feature_params: Mapping, ids: set[str]) -> Path | None:
@@ -199,30 +146,3 @@ class NoisePools:
             save_json(Path(run_dir) / "noise_split.json",
                       {"source": self.source, "seed": self.seed, "test_fraction": self.fraction,
                        "splits": {nt: sp.to_json() for nt, sp in self.splits.items()}})
-
-
-def make_online(trainer, unit):
-    """The :class:`~lancet.training.online.OnlineAugmenter` of one unit's fold (training speakers only)."""
-    from .online import AUDIO_HINT, OnlineAugmenter, TrainUtterance, clean_audio_paths
-
-    cfg = trainer.cfg
-    manifest = cfg.audio_manifest or trainer.store.params.get("manifest")
-    if not manifest:
-        raise LancetError(f"{trainer.where}: params.json names no manifest; pass --audio-manifest for --train-on online "
-                          f"(the default), or {AUDIO_HINT}")
-    paths = clean_audio_paths(manifest)
-    utts = []
-    missing = []
-    for u in trainer.utterances:
-        if u.id not in unit.fold.train or u.cls not in trainer.class_to_label:
-            continue
-        if u.id not in paths:
-            missing.append(u.id)
-            continue
-        utts.append(TrainUtterance(u.id, paths[u.id], u.speaker, trainer.class_to_label[u.cls]))
-    if missing:
-        raise LancetError(f"{manifest}: no clean audio for {len(missing)} training utterance(s) of "
-                          f"{unit.fold.name} (e.g. {missing[0]}); {AUDIO_HINT}")
-    return OnlineAugmenter(utts, unit.fold.train_speakers, tuple(unit.fold.test_speakers) + tuple(unit.fold.val_speakers),
-                           trainer.store.params, online_settings(cfg), seed=unit.seed, device=str(trainer.device),
-                           log=trainer.log, epochs=cfg.epochs)

@@ -44,14 +44,14 @@ from lancet.core.errors import LancetError
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
 from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, mix_at_snr
+from lancet.features import TorchFeatures, segment_audio, valid_frames
+from lancet.features.params import params_from_record
 from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, draw_noise, resolve_sources
-from lancet.noise.pools import SPLIT_SEED, TEST_FRACTION, TRAIN, split_recordings
+from lancet.noise.pools import TRAIN, split_recordings
 
+from .config import TrainConfig, default_of
 from .data import SegmentTable
 
-SNR_RANGE = (-5.0, 20.0)
-REVERB_PROB = 0.2
-CLEAN_PROB = 0.0
 ONLINE_ROOM_SEED = 1_000_003   # simulated rooms for training: other source/microphone placements than the stored ones
 ONLINE_CONDITION = "online"
 # Appended to errors about the clean audio: online training is the default, so say how to do without audio.
@@ -60,20 +60,26 @@ AUDIO_HINT = "--train-on clean trains on the stored features alone"
 
 @dataclass
 class OnlineSettings:
-    """What an online epoch draws (all flags of train_LANCET.py)."""
+    """What an online epoch draws: the ``--online-*`` flags of train_LANCET.py (defaults: TrainConfig's)."""
 
-    snr_low: float = SNR_RANGE[0]
-    snr_high: float = SNR_RANGE[1]
-    noise_types: Sequence[str] = NOISE_TYPES
-    reverb_prob: float = REVERB_PROB
-    clean_prob: float = CLEAN_PROB
-    noise_dir: str | None = None
+    snr_low: float = default_of("online_snr_low")
+    snr_high: float = default_of("online_snr_high")
+    noise_types: Sequence[str] = default_of("online_noise_types")
+    reverb_prob: float = default_of("online_reverb_prob")
+    clean_prob: float = default_of("online_clean_prob")
+    noise_dir: str | None = default_of("noise_dir")
     shared_noise_dir: str | None = str(SHARED_NOISE_DIR)
-    rir_dir: str | None = None
+    rir_dir: str | None = default_of("rir_dir")
     babble_speakers: int = babble_mod.DEFAULT_TALKERS
-    split_seed: int = SPLIT_SEED
-    test_fraction: float = TEST_FRACTION
+    split_seed: int = default_of("noise_split_seed")
+    test_fraction: float = default_of("noise_test_fraction")
     crossfade_s: float = CROSSFADE_S
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> "OnlineSettings":
+        return cls(snr_low=cfg.online_snr_low, snr_high=cfg.online_snr_high, noise_types=tuple(cfg.online_noise_types),
+                   reverb_prob=cfg.online_reverb_prob, clean_prob=cfg.online_clean_prob, noise_dir=cfg.noise_dir,
+                   rir_dir=cfg.rir_dir, split_seed=cfg.noise_split_seed, test_fraction=cfg.noise_test_fraction)
 
     def check(self) -> None:
         if not self.snr_low <= self.snr_high:
@@ -156,9 +162,6 @@ class OnlineAugmenter:
                  cache_bytes: int = 4 << 30, epochs: int = 0) -> None:
         """``epochs`` > 0: while the loop trains on epoch k, a background thread mixes epoch k + 1 (below
         ``epochs``), so the noise and feature work overlaps training (numpy and torch release the GIL)."""
-        from lancet.features import TorchFeatures
-        from lancet.features.params import params_from_record
-
         settings.check()
         self.s = settings
         self.seed = int(seed)
@@ -254,8 +257,6 @@ class OnlineAugmenter:
     # -------------------------------------------------------------- features
     def features_of(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(segments' features float32 (n, F, T), valid frames (n,)) of one utterance's audio, as extraction does."""
-        from lancet.features import segment_audio, valid_frames
-
         segments, _, real = segment_audio(audio, self.seg)
         if not len(segments):
             return np.zeros((0,) + self.shape, np.float32), np.zeros(0, np.int64)
@@ -278,8 +279,6 @@ class OnlineAugmenter:
 
         Segments of many utterances go through the feature path together (``batch_segments`` at a time):
         one FFT call per batch, on the GPU when training runs there."""
-        from lancet.features import segment_audio, valid_frames
-
         rng = np.random.default_rng([self.seed, int(epoch), 0x0E11])
         feats, lengths, labels, utt, keys = [], [], [], [], []
         pending: list[np.ndarray] = []

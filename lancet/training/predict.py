@@ -16,10 +16,16 @@ import numpy as np
 import torch
 
 from lancet.core.device import autocast_context, resolve_amp, resolve_device
+from lancet.core.audio import load_audio
 from lancet.core.errors import LancetError
+from lancet.features.compute import compute_features
+from lancet.features.params import params_from_record
+from lancet.features.segment import segment_audio, valid_frames
+from lancet.models import build_model
 
 from .evaluate import pool_utterances, to_model_input
 from .checkpoint import load_checkpoint
+from .feature_norm import normalise_utterance
 
 #: RMS level (dB relative to full scale, 20 log10 RMS) below which a clip holds no speech energy:
 #: speech is recorded around -35 to -15 dBFS, -60 dBFS is near the noise floor of 16-bit silence.
@@ -46,8 +52,6 @@ class Predictor:
 
 def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str = "off") -> Predictor:
     """Rebuild the model of a ``best.pt`` written by the trainer, on ``device``."""
-    from lancet.models import build_model
-
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location=dev)
     needed = ("model_name", "model_state", "class_names", "norm_mean", "norm_std", "feature_params", "n_freq", "n_frames")
@@ -113,11 +117,6 @@ def utterance_features(path: str | os.PathLike, record: dict,
 
     Reasons to distrust the result (:func:`audio_warnings`) are appended to ``warnings``.
     """
-    from lancet.core.audio import load_audio
-    from lancet.features.compute import compute_features
-    from lancet.features.params import params_from_record
-    from lancet.features.segment import segment_audio, valid_frames
-
     params, seg = params_from_record(record)
     audio = load_audio(path, sr=seg.sample_rate)
     if warnings is not None:
@@ -140,8 +139,6 @@ def predict_file(predictor: Predictor, path: str | os.PathLike, pooling: str | N
     if predictor.norm == "global":
         x = to_model_input(torch.from_numpy(feats).to(predictor.device), predictor.mean, predictor.std)
     else:  # --norm utterance|segment: the file's own statistics, as in training
-        from .feature_norm import normalise_utterance
-
         x = normalise_utterance(feats, lengths, predictor.norm, predictor.mean, predictor.std, predictor.device)
     with autocast_context(predictor.device, predictor.amp_dtype):
         logits = predictor.model(x, lengths=torch.from_numpy(lengths).to(predictor.device))

@@ -1,0 +1,96 @@
+"""What a run will do, checked before any work starts: its settings and its units.
+
+A run is a list of *units*, each one model trained and evaluated on one fold with one seed and one
+training condition (``matched`` training plans one unit per stored condition). :func:`validate_config`
+refuses settings that cannot work with one line each, and :func:`plan_units` lays out the units in the
+order every process of a launch agrees on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lancet.core.conditions import CLEAN
+from lancet.core.errors import LancetError
+from lancet.models import MODELS
+
+from .config import TrainConfig, check_fields
+from .folds import Fold
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """One-line :class:`LancetError` for any setting that cannot work (fields, then the checks across them)."""
+    check_fields(cfg)
+    if not cfg.models:
+        raise LancetError("--models: name at least one model")
+    for name in cfg.models:
+        if name not in MODELS:
+            raise LancetError(f"--models: unknown model {name!r}; known models: {', '.join(MODELS)}")
+    if len(set(cfg.models)) != len(cfg.models):
+        raise LancetError("--models: a model is named twice")
+    if not cfg.seeds:
+        raise LancetError("--seeds: give at least one seed")
+    if cfg.train_on == "online":
+        if not cfg.online_snr_low <= cfg.online_snr_high:
+            raise LancetError(f"--online-snr: the low end {cfg.online_snr_low} is above the high end "
+                              f"{cfg.online_snr_high}")
+        if not cfg.online_noise_types:
+            raise LancetError("--online-noise-types: name at least one noise type")
+        for flag, path in (("--noise-dir", cfg.noise_dir), ("--rir-dir", cfg.rir_dir),
+                           ("--audio-manifest", cfg.audio_manifest)):
+            if path and not Path(path).exists():
+                raise LancetError(f"{flag} {path}: not found")
+    if cfg.noise_manifest and not Path(cfg.noise_manifest).is_file():
+        raise LancetError(f"--noise-manifest {cfg.noise_manifest}: not found (the augmented_manifest.csv of "
+                          f"datasets/augment_IEMOCAP.py)")
+
+
+@dataclass
+class Unit:
+    """One model on one fold with one seed, trained on ``train_conditions`` and tested on ``eval_conditions``."""
+
+    model: str
+    seed: int
+    fold: Fold
+    train_on: str                 # clean | online | matched | all
+    train_conditions: list[str]
+    eval_conditions: list[str]
+
+    @property
+    def tag(self) -> str:
+        return self.train_on if self.train_on != "matched" else f"matched-{self.train_conditions[0]}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}__train-{self.tag}__seed{self.seed}__{self.fold.name}"
+
+
+def plan_units(cfg: TrainConfig, folds: list[Fold], conditions: list[str]) -> list[Unit]:
+    """Every unit of the run, seeds outermost, then models, folds and (``matched``) conditions."""
+    units = []
+    for seed in cfg.seeds:
+        for model in cfg.models:
+            for fold in folds:
+                if cfg.train_on in ("clean", "online"):  # online is planned like clean: one model, every condition
+                    units.append(Unit(model, seed, fold, cfg.train_on, [CLEAN], list(conditions)))
+                elif cfg.train_on == "all":
+                    units.append(Unit(model, seed, fold, "all", list(conditions), list(conditions)))
+                else:
+                    for cond in conditions:
+                        units.append(Unit(model, seed, fold, "matched", [cond], [cond]))
+    return units
+
+
+def missing_class_warnings(folds: list[Fold], utterances: list, class_names: tuple[str, ...]) -> list[str]:
+    """One line per fold split (train/validation/test) that lacks a class: its UA and the model selection
+    on it silently change meaning (a missing class has no recall), so the run says so."""
+    cls = {u.id: u.cls for u in utterances}
+    lines = []
+    for fold in folds:
+        for what, ids in (("training", fold.train), ("validation", fold.val), ("test", fold.test)):
+            present = {cls[i] for i in ids if i in cls}
+            missing = [c for c in class_names if c not in present]
+            if missing:
+                lines.append(f"{fold.name}: the {what} split has no {', '.join(missing)} utterances")
+    return lines
