@@ -23,20 +23,19 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lancet.core.classes import CLASS_MAPS as _CLASS_MAPS
 from lancet.core.device import AMP_MODES, DEVICES
 from lancet.core.errors import LancetError
 from lancet.core.locking import WAIT_FLAG_HELP
-from lancet.features.params import KINDS as _FEATURE_KINDS
+from lancet.features.params import KINDS as FEATURE_KINDS
 from lancet.models import MODELS, parse_model_options
 from lancet.noise.pools import SPLIT_SEED, TEST_FRACTION
 from lancet.noise.sources import NOISE_TYPES
 
 from .feature_norm import NORM_MODES
 
-FEATURE_KINDS = tuple(_FEATURE_KINDS)
 PROTOCOLS = ("loso", "random")
 CLASS_MAPS = tuple(_CLASS_MAPS)  # all: every class the features hold
 POOLINGS = ("mean", "vote")
@@ -86,16 +85,21 @@ AT_LEAST_ONE = Range(1)
 PROBABILITY = Range(0, 1)
 
 
-def opt(default: Any, help: str, group: str, choices: tuple | None = None, *, valid: Range | None = None,
+Choices = tuple | Callable[[], tuple]
+
+
+def opt(default: Any, help: str, group: str, choices: Choices | None = None, *, valid: Range | None = None,
         identity: bool = True, loop: bool = False) -> Any:
     """A :class:`TrainConfig` field: its default plus the command-line help, group, choices or range.
 
-    ``identity``: a rerun into the same run folder must use the same value (it changes what is computed);
-    settings of where and how a run goes (group ``run``) never are. ``loop``: the training loop reads it.
+    ``choices``: a tuple, or a function returning one when they come from a registry that may grow after
+    this module is imported (a noise type or feature kind added by an extension). ``identity``: a rerun into
+    the same run folder must use the same value (it changes what is computed); settings of where and how a
+    run goes (group ``run``) never are. ``loop``: the training loop reads it.
     """
     meta = {"help": help, "group": group, "identity": identity and group != "run", "loop": loop}
     if choices is not None:
-        meta["choices"] = tuple(choices)
+        meta["choices"] = choices if callable(choices) else tuple(choices)
     if valid is not None:
         meta["valid"] = valid
     if isinstance(default, dict):
@@ -112,7 +116,7 @@ class TrainConfig:
 
     # --- data
     features_dir: str = opt("features", "folder holding <kind>/ feature stores", "data", identity=False)
-    features: str = opt("mel", "feature kind", "data", choices=FEATURE_KINDS)
+    features: str = opt("mel", "feature kind", "data", choices=lambda: tuple(FEATURE_KINDS))
     classes: str = opt("4class", "class map", "data", choices=CLASS_MAPS)
     improvised_only: bool = opt(False, "use improvised dialogs only", "data")
     protocol: str = opt("loso", "loso: leave-one-session-out (speaker-independent); random: the published "
@@ -182,7 +186,7 @@ class TrainConfig:
     online_snr_low: float = opt(-5.0, "--train-on online: lowest SNR (dB)", NOISE)
     online_snr_high: float = opt(20.0, "--train-on online: highest SNR (dB)", NOISE)
     online_noise_types: tuple[str, ...] = opt(tuple(NOISE_TYPES), "--train-on online: noise types", NOISE,
-                                              choices=tuple(NOISE_TYPES))
+                                              choices=lambda: tuple(NOISE_TYPES))
     online_reverb_prob: float = opt(0.2, "--train-on online: probability of reverberating a mixture first", NOISE,
                                     valid=PROBABILITY)
     online_clean_prob: float = opt(0.0, "--train-on online: share of training utterances kept clean each epoch",
@@ -279,6 +283,12 @@ TrainSettings = _settings_class()
 
 
 # ----------------------------------------------------------------------------- checks
+def choices_of(f: dataclasses.Field) -> tuple | None:
+    """The choices of a field now (a registry's current entries), or None when any value goes."""
+    choices = f.metadata.get("choices")
+    return choices() if callable(choices) else choices
+
+
 def flag_of(name: str) -> str:
     """The command-line flag of a field: ``--batch-size`` for ``batch_size``."""
     return "--" + name.replace("_", "-")
@@ -296,7 +306,7 @@ def check_fields(cfg: TrainConfig) -> None:
         for v in values:
             if isinstance(v, float) and not math.isfinite(v):
                 raise LancetError(f"{flag_of(f.name)} {v}: must be a finite number")
-        choices = f.metadata.get("choices")
+        choices = choices_of(f)
         if choices is not None:
             for v in values:
                 if v not in choices:
@@ -360,7 +370,7 @@ def build_parser(defaults: Mapping[str, Any] | None = None,
             g.add_argument(flag, nargs="*", default=[], metavar="KEY=VALUE", **kw)
             continue
         if "choices" in meta:
-            kw["choices"] = meta["choices"]
+            kw["choices"] = choices_of(f)
         if is_tuple:
             kw["nargs"] = "+"
             default = list(default) if default is not None else None
