@@ -10,15 +10,14 @@ manifest's session column). The corpus folder is only read, never written.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from lancet.corpora.cremad import DEMOGRAPHICS, scan_cremad  # noqa: E402
-from lancet.corpora.prepare import add_common_flags, finish  # noqa: E402
 from lancet.core.errors import run_cli  # noqa: E402
+from lancet.corpora.prepare import prepare  # noqa: E402
+from lancet.corpora.registry import CORPORA  # noqa: E402
 
 CREMAD_DIR = "datasets/CREMA-D"
 MANIFEST = "datasets/CREMAD_manifest.csv"
@@ -29,15 +28,8 @@ FOLD_SEED = 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cremad-dir", default=CREMAD_DIR,
-                        help=f"CREMA-D folder holding AudioWAV/ (default {CREMAD_DIR})")
-    add_common_flags(parser, MANIFEST, CONVERTED_DIR, CLASSES, FOLDS_K, FOLD_SEED)
-    args = parser.parse_args()
-    scan = scan_cremad(args.cremad_dir, classes=args.classes, converted_dir=args.converted_dir)
-    if not (Path(args.cremad_dir) / DEMOGRAPHICS).is_file():
-        print(f"note: no {DEMOGRAPHICS} in {args.cremad_dir}: gender unknown (U); groups are balanced by class only")
-    return finish(scan, args, args.cremad_dir)
+    return prepare(CORPORA["cremad"], __doc__.splitlines()[0], CREMAD_DIR, MANIFEST, CONVERTED_DIR, CLASSES,
+                   FOLDS_K, FOLD_SEED)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,14 @@ speaker groups (the manifest's session column). The corpus folder is only read, 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from lancet.corpora.emodb import scan_emodb  # noqa: E402
-from lancet.corpora.prepare import add_common_flags, finish  # noqa: E402
 from lancet.core.errors import run_cli  # noqa: E402
+from lancet.corpora.prepare import prepare  # noqa: E402
+from lancet.corpora.registry import CORPORA  # noqa: E402
 
 EMODB_DIR = "datasets/EmoDB"
 MANIFEST = "datasets/EmoDB_manifest.csv"
@@ -28,12 +27,8 @@ FOLD_SEED = 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--emodb-dir", default=EMODB_DIR, help=f"EmoDB folder holding wav/ (default {EMODB_DIR})")
-    add_common_flags(parser, MANIFEST, CONVERTED_DIR, CLASSES, FOLDS_K, FOLD_SEED)
-    args = parser.parse_args()
-    scan = scan_emodb(args.emodb_dir, classes=args.classes, converted_dir=args.converted_dir)
-    return finish(scan, args, args.emodb_dir)
+    return prepare(CORPORA["emodb"], __doc__.splitlines()[0], EMODB_DIR, MANIFEST, CONVERTED_DIR, CLASSES,
+                   FOLDS_K, FOLD_SEED)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,14 @@ RAVDESS is 48 kHz: 16 kHz copies are made once in --converted-dir. The corpus fo
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from lancet.corpora.prepare import add_common_flags, finish  # noqa: E402
-from lancet.corpora.ravdess import scan_ravdess  # noqa: E402
 from lancet.core.errors import run_cli  # noqa: E402
+from lancet.corpora.prepare import prepare  # noqa: E402
+from lancet.corpora.registry import CORPORA  # noqa: E402
 
 RAVDESS_DIR = "datasets/RAVDESS"
 MANIFEST = "datasets/RAVDESS_manifest.csv"
@@ -30,16 +29,8 @@ FOLD_SEED = 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ravdess-dir", default=RAVDESS_DIR,
-                        help=f"RAVDESS speech folder holding Actor_01 ... Actor_24 (default {RAVDESS_DIR})")
-    add_common_flags(parser, MANIFEST, CONVERTED_DIR, CLASSES, FOLDS_K, FOLD_SEED)
-    parser.add_argument("--calm-as-neutral", action="store_true", default=CALM_AS_NEUTRAL,
-                        help="count calm (02) as neutral")
-    args = parser.parse_args()
-    scan = scan_ravdess(args.ravdess_dir, classes=args.classes, converted_dir=args.converted_dir,
-                        calm_as_neutral=args.calm_as_neutral)
-    return finish(scan, args, args.ravdess_dir)
+    return prepare(CORPORA["ravdess"], __doc__.splitlines()[0], RAVDESS_DIR, MANIFEST, CONVERTED_DIR, CLASSES, FOLDS_K,
+                   FOLD_SEED, switches={"calm_as_neutral": CALM_AS_NEUTRAL})
 
 
 if __name__ == "__main__":

@@ -10,15 +10,14 @@ manifest's session column). The corpus folder is only read, never written.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
 
-from lancet.corpora.folder import scan_folder  # noqa: E402
-from lancet.corpora.prepare import add_common_flags, finish  # noqa: E402
 from lancet.core.errors import run_cli  # noqa: E402
+from lancet.corpora.prepare import prepare  # noqa: E402
+from lancet.corpora.registry import CORPORA  # noqa: E402
 
 CSV = "datasets/folder/labels.csv"
 MANIFEST = "datasets/folder_manifest.csv"
@@ -29,12 +28,8 @@ FOLD_SEED = 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", default=CSV, help=f"CSV with columns path,label,speaker[,gender] (default {CSV})")
-    add_common_flags(parser, MANIFEST, CONVERTED_DIR, CLASSES, FOLDS_K, FOLD_SEED)
-    args = parser.parse_args()
-    scan = scan_folder(args.csv, classes=args.classes, converted_dir=args.converted_dir)
-    return finish(scan, args, args.csv)
+    return prepare(CORPORA["folder"], __doc__.splitlines()[0], CSV, MANIFEST, CONVERTED_DIR, CLASSES,
+                   FOLDS_K, FOLD_SEED)
 
 
 if __name__ == "__main__":

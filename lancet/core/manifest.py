@@ -62,6 +62,7 @@ class CorpusScan:
     dropped_labels: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # what a reader did not find but can do without
     converted: int = 0
 
     def warn(self, reason: str, message: str) -> None:
@@ -136,6 +137,8 @@ def report(scan: CorpusScan, file=sys.stdout, column: str = "S") -> None:
         print(f"dropped (label outside the class map): {dropped}", file=file)
     if scan.converted:
         print(f"converted to 16 kHz mono (once): {scan.converted} files", file=file)
+    for note in scan.notes:
+        print(f"note: {note}", file=file)
     if scan.skipped:
         for message in scan.warnings[:20]:
             print(f"warning: {message}", file=file)

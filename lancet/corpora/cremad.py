@@ -77,6 +77,8 @@ def scan_cremad(root: str | Path, classes: str = DEFAULT_CLASS_MAP,
     demographics = root / DEMOGRAPHICS
     genders = read_demographics(demographics) if demographics.is_file() else {}
     scan = CorpusScan()
+    if not demographics.is_file():
+        scan.notes.append(f"no {DEMOGRAPHICS} in {root}: gender unknown (U); groups are balanced by class only")
     for wav in wav_files(audio):
         try:
             actor, emotion = parse_cremad_name(wav.stem)

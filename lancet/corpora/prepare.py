@@ -1,47 +1,68 @@
-"""The shared part of the corpus scripts (datasets/prepare_*.py): common flags, folds, manifest, report.
+"""The one body of every corpus script (datasets/prepare_*.py): flags, reading, speaker groups, manifest, report.
 
 Every script writes the same manifest columns, prints the same class-by-group table, the same dropped
-and skipped counts, and the speaker groups it dealt.
+and skipped counts, and the speaker groups it dealt; it differs only in its registry entry
+(:mod:`lancet.corpora.registry`) and its path constants.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Sequence
 
+from lancet.core.errors import HelpFormatter, LancetError
 from lancet.core.manifest import CorpusScan, report, write_manifest
-from lancet.core.classes import DEFAULT_CLASS_MAP
-from lancet.corpora.labels import SHARED_CLASS_MAPS
+from lancet.corpora.registry import Corpus
 from lancet.corpora.speaker_groups import DEFAULT_FOLD_SEED, DEFAULT_FOLDS, assign_folds, describe_folds
-from lancet.core.errors import LancetError
 
 
-def add_common_flags(parser: argparse.ArgumentParser, manifest: str, converted_dir: str,
-                     classes: str = DEFAULT_CLASS_MAP, folds_k: int = DEFAULT_FOLDS,
-                     fold_seed: int = DEFAULT_FOLD_SEED) -> None:
-    """``--manifest``, ``--converted-dir``, ``--classes``, ``--folds-k`` and ``--fold-seed``, with the script's
-    defaults (its constants)."""
-    parser.add_argument("--manifest", default=manifest, help=f"manifest CSV to write (default {manifest})")
-    parser.add_argument("--converted-dir", default=converted_dir,
-                        help=f"where audio that is not 16 kHz mono is converted, once (default {converted_dir})")
-    parser.add_argument("--classes", default=classes, choices=SHARED_CLASS_MAPS,
-                        help=f"4class: neutral/happy/sad/angry, shared by every corpus; all: the corpus's own "
-                             f"full set (default {classes})")
-    parser.add_argument("--folds-k", type=int, default=folds_k,
-                        help=f"speaker groups for leave-one-group-out, written as the session column "
-                             f"(default {folds_k})")
-    parser.add_argument("--fold-seed", type=int, default=fold_seed,
-                        help=f"seed of the speaker groups; the same seed gives the same groups (default {fold_seed})")
+def build_parser(corpus: Corpus, description: str, source: str, manifest: str, converted_dir: str, classes: str,
+                 folds_k: int = DEFAULT_FOLDS, fold_seed: int = DEFAULT_FOLD_SEED,
+                 switches: dict[str, bool] | None = None) -> argparse.ArgumentParser:
+    """The script's flags, with its constants as defaults: the corpus folder, the manifest, converted copies,
+    the class map, speaker groups (corpora without sessions) and the reader's own switches."""
+    p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    p.add_argument(corpus.source_flag, dest="source", default=source, help=corpus.source_help)
+    p.add_argument("--manifest", default=manifest, help="manifest CSV to write")
+    p.add_argument("--converted-dir", default=converted_dir,
+                   help="where audio that is not 16 kHz mono is converted, once")
+    p.add_argument("--classes", default=classes, choices=corpus.class_maps,
+                   help="4class: neutral/happy/sad/angry, shared by every corpus; all: the corpus's own full set")
+    if corpus.speaker_groups:
+        p.add_argument("--folds-k", type=int, default=folds_k,
+                       help="speaker groups for leave-one-group-out, written as the session column")
+        p.add_argument("--fold-seed", type=int, default=fold_seed,
+                       help="seed of the speaker groups; the same seed gives the same groups")
+    for switch in corpus.switches:
+        p.add_argument("--" + switch.name.replace("_", "-"), dest=switch.name, action="store_true",
+                       default=(switches or {}).get(switch.name, False), help=switch.help)
+    return p
 
 
-def finish(scan: CorpusScan, args: argparse.Namespace, source: str) -> int:
-    """Deal the speaker groups, write the manifest and print what was found; ``source`` names the input."""
+def prepare(corpus: Corpus, description: str, source: str, manifest: str, converted_dir: str, classes: str,
+            folds_k: int = DEFAULT_FOLDS, fold_seed: int = DEFAULT_FOLD_SEED, switches: dict[str, bool] | None = None,
+            argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, read the corpus and write its manifest (see :func:`finish`); the script's ``main``."""
+    args = build_parser(corpus, description, source, manifest, converted_dir, classes, folds_k, fold_seed,
+                        switches).parse_args(argv)
+    scan = corpus.read(args.source, args.classes, args.converted_dir,
+                       **{s.name: getattr(args, s.name) for s in corpus.switches})
+    return finish(scan, args, args.source, corpus.speaker_groups)
+
+
+def finish(scan: CorpusScan, args: argparse.Namespace, source: str, speaker_groups: bool = True) -> int:
+    """Deal the speaker groups (corpora without sessions), write the manifest and print what was found."""
+    column = "G" if speaker_groups else "S"
     if not scan.utterances:
-        report(scan, file=sys.stderr, column="G")
+        report(scan, file=sys.stderr, column=column)
         raise LancetError(f"{source}: no usable utterances found")
-    groups = assign_folds(scan.utterances, args.folds_k, args.fold_seed)
+    groups = assign_folds(scan.utterances, args.folds_k, args.fold_seed) if speaker_groups else None
     write_manifest(args.manifest, scan.utterances)
-    report(scan, column="G")
-    print(describe_folds(scan.utterances, groups, args.fold_seed))
-    print(f"wrote {len(scan.utterances)} utterances of {len(groups)} speakers to {args.manifest}")
+    report(scan, column=column)
+    if groups is not None:
+        print(describe_folds(scan.utterances, groups, args.fold_seed))
+        print(f"wrote {len(scan.utterances)} utterances of {len(groups)} speakers to {args.manifest}")
+    else:
+        print(f"wrote {len(scan.utterances)} utterances to {args.manifest}")
     return 0
