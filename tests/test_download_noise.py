@@ -1,5 +1,5 @@
 """Real noise in one command: fetch (resuming a cut transfer), check the checksum, unpack only what the
-augmentation reads, atomically.
+augmentation reads, atomically; then the augmentation finds it without flags.
 
 Archives are built here and served through ``file://`` URLs (and, for the HTTP Range path, a server on the
 loopback interface); nothing goes to the network.
@@ -7,6 +7,7 @@ loopback interface); nothing goes to the network.
 
 from __future__ import annotations
 
+import csv
 import http.server
 import io
 import json
@@ -24,9 +25,13 @@ import pytest
 import requests
 import soundfile as sf
 
+from lancet.core.manifest import read_manifest
 from lancet.core.errors import LancetError
 from lancet.noise import download as dl
+from lancet.noise import sources
+from lancet.noise.augment import AugmentConfig, augment
 from lancet.noise.download import Archive, NoiseCorpus
+from test_augment import make_corpus  # the tiny IEMOCAP-layout corpus of the augmentation tests
 
 MUSAN_RULES = (("musan/music/", "music/"), ("musan/noise/", "noise/"), ("musan/speech/", "speech/"))
 # what the augmentation reads; the text files beside the recordings are left in the archive
@@ -360,3 +365,40 @@ def test_the_registry_unpacks_only_into_folders_the_augmentation_reads():
     assert dl.CORPORA["musan"].size == 11_086_114_085
     with pytest.raises(ValueError, match="does not end in a folder"):
         Archive("file:///x.zip", "md5:" + "0" * 32, 1, (("x/a.wav", "elsewhere/a.wav"),))
+
+
+# ------------------------------------------------------------------------------------------------ found without flags
+
+def test_the_augmentation_finds_the_downloaded_noise_without_flags(musan, tmp_path, monkeypatch):
+    _, corpus = musan
+    downloaded = tmp_path / "repo" / "datasets" / "noise"
+    assert sources.resolve_sources(["music"], None, None, log=quiet)["music"].kind == "generated"  # none yet
+    dl.download_corpus(corpus, downloaded, tmp_path / "cache", progress=False, log=quiet)
+    monkeypatch.setattr(sources, "DOWNLOADED_NOISE_DIR", downloaded)
+    messages: list[str] = []
+    chosen = sources.resolve_sources(sources.NOISE_TYPES, None, None, log=messages.append)
+    assert [chosen[n].kind for n in sources.NOISE_TYPES] == ["talkers", "files", "files", "generated"]
+    assert any(f"using the downloaded noise in {downloaded}" in m for m in messages)
+    # an explicit --noise-dir still wins
+    own = tmp_path / "own"
+    (own / "ambient").mkdir(parents=True)
+    (own / "ambient" / "a.wav").write_bytes(wav_bytes(9))
+    assert sources.resolve_sources(["ambient"], own, None, log=quiet)["ambient"].files == [str(own / "ambient" /
+                                                                                                "a.wav")]
+    # the augmentation, given no noise folder at all, mixes the downloaded recordings
+    manifest = make_corpus(tmp_path / "IEMOCAP")
+    out = tmp_path / "aug"
+    augment(read_manifest(manifest), AugmentConfig(out=out, snrs=[0], noise_types=["music", "ambient"], reverb=False,
+                                                  shared_noise_dir=None, workers=1, progress=False), log=quiet)
+    with open(out / "augmented_manifest.csv") as fh:
+        used = {Path(row["noise_file"]).parent.parent.name for row in csv.DictReader(fh)}
+    assert used == {"music", "noise"}
+
+
+def test_no_downloaded_folder_changes_nothing(tmp_path, monkeypatch):
+    assert sources.DOWNLOADED_NOISE_DIR is None  # tests/conftest.py: a developer's datasets/noise/ is not used
+    monkeypatch.setattr(sources, "DOWNLOADED_NOISE_DIR", tmp_path / "absent")
+    assert sources.resolve_sources(["ambient"], None, None, log=quiet)["ambient"].kind == "generated"
+    (tmp_path / "empty" / "music").mkdir(parents=True)  # a folder without audio is not taken either
+    monkeypatch.setattr(sources, "DOWNLOADED_NOISE_DIR", tmp_path / "empty")
+    assert sources.resolve_sources(["music"], None, None, log=quiet)["music"].kind == "generated"
