@@ -8,6 +8,7 @@ loopback interface); nothing goes to the network.
 from __future__ import annotations
 
 import csv
+import hashlib
 import http.server
 import io
 import json
@@ -33,6 +34,8 @@ from lancet.noise.augment import AugmentConfig, augment
 from lancet.noise.download import Archive, NoiseCorpus
 from test_augment import make_corpus  # the tiny IEMOCAP-layout corpus of the augmentation tests
 
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "datasets" / "download_noise.py"
 MUSAN_RULES = (("musan/music/", "music/"), ("musan/noise/", "noise/"), ("musan/speech/", "speech/"))
 # what the augmentation reads; the text files beside the recordings are left in the archive
 MUSAN_AUDIO = {"musan/music/fma/music-fma-0000.wav": "music/fma/music-fma-0000.wav",
@@ -289,6 +292,21 @@ def test_a_wrong_checksum_is_refused_in_one_line_and_nothing_is_unpacked(musan, 
     assert sorted(p.name for p in cache.iterdir()) == ["musan.tar.gz.rejected"]  # a rerun starts clean
 
 
+def test_the_script_refuses_a_wrong_checksum_without_a_traceback(musan, tmp_path):
+    archive, _ = musan
+    def run(sha256: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(SCRIPT), "--url", archive.as_uri(), "--sha256", sha256, "--out",
+                               str(tmp_path / "noise"), "--cache-dir", str(tmp_path / "cache"), "--no-progress"],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    r = run("ab" * 32)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: musan.tar.gz: checksum mismatch") and r.stderr.count("\n") == 1
+    r = run(hashlib.sha256(archive.read_bytes()).hexdigest())
+    assert r.returncode == 0, r.stderr
+    assert "find it" in r.stdout and (tmp_path / "noise" / "speech" / "us-gov").is_dir()
+
+
 def test_overrides_are_checked():
     with pytest.raises(LancetError, match="64 hexadecimal"):
         dl.with_source(dl.CORPORA["musan"], sha256="abc")
@@ -365,6 +383,11 @@ def test_the_registry_unpacks_only_into_folders_the_augmentation_reads():
     assert dl.CORPORA["musan"].size == 11_086_114_085
     with pytest.raises(ValueError, match="does not end in a folder"):
         Archive("file:///x.zip", "md5:" + "0" * 32, 1, (("x/a.wav", "elsewhere/a.wav"),))
+
+
+def test_the_script_lists_the_corpora():
+    r = subprocess.run([sys.executable, str(SCRIPT), "--list"], capture_output=True, text=True)
+    assert r.returncode == 0 and "11.09 GB" in r.stdout and "CC BY 4.0" in r.stdout and "CC BY-SA 3.0" in r.stdout
 
 
 # ------------------------------------------------------------------------------------------------ found without flags
