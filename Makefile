@@ -14,12 +14,14 @@ DEMO_STANDARD  := datasets/IEMOCAP_demo_standard
 DEMO_FEATURES  := features/demo
 DEMO_SNRS      := -5 0 10 20
 DEMO_EPOCHS    := 8
-# Music and ambient noise: the real recordings in ../shared where present, else generated stand-ins.
-# The demo remembers which (a fingerprint of the shared noise folders' listing) and, when it changed,
+# Music and ambient noise: real recordings (datasets/noise/ from datasets/download_noise.py, then ../shared)
+# where present, else generated stand-ins.
+# The demo remembers which (a fingerprint of the noise folders' listing) and, when it changed,
 # removes its own augmented, standardised, feature and result folders first, so that `make demo` reruns
 # whatever changed. (Your own runs instead stop with a message naming the changed source.)
 SHARED_NOISE   := ../shared/data/noise
-DEMO_NOISE     := $(if $(wildcard $(SHARED_NOISE)/music/* $(SHARED_NOISE)/ambient/*),shared-$(shell ls -R $(SHARED_NOISE)/music $(SHARED_NOISE)/ambient 2>/dev/null | cksum | cut -d' ' -f1),generated)
+DOWNLOADED_NOISE := datasets/noise
+DEMO_NOISE     := $(if $(wildcard $(DOWNLOADED_NOISE)/* $(SHARED_NOISE)/music/* $(SHARED_NOISE)/ambient/*),shared-$(shell ls -R $(DOWNLOADED_NOISE) $(SHARED_NOISE)/music $(SHARED_NOISE)/ambient 2>/dev/null | cksum | cut -d' ' -f1),generated)
 DEMO_STAMP     := $(DEMO_AUGMENTED)/.demo_noise
 
 .PHONY: install demo test clean-demo

@@ -49,9 +49,9 @@ def main() -> int:
     p.add_argument("--snrs", type=float, nargs="+", default=SNRS, help="SNRs in dB")
     p.add_argument("--noise-types", nargs="+", default=NOISE, choices=NOISE_TYPES, help="noise types")
     p.add_argument("--noise-dir", default=NOISE_DIR,
-                   help=f"folder with babble/ music/ ambient/ (or MUSAN speech/ music/ noise/); without it music and "
-                        f"ambient come from {SHARED_NOISE_DIR} if present, else generated stand-ins, and babble from "
-                        f"the corpus")
+                   help=f"folder with babble/ music/ ambient/ (or MUSAN speech/ music/ noise/); without it the noise "
+                        f"datasets/download_noise.py unpacked into datasets/noise/ if any, then for music and ambient "
+                        f"{SHARED_NOISE_DIR} if present, else generated stand-ins, and babble from the corpus")
     p.add_argument("--babble-speakers", type=int, default=BABBLE_SPEAKERS,
                    help="utterances of other speakers summed into babble")
     p.add_argument("--babble-pool", default="session", choices=("session", "corpus"),

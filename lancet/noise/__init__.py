@@ -3,7 +3,8 @@
 Modules: :mod:`~lancet.noise.mixing` (SNR mixing, looping, anti-clipping, measuring),
 :mod:`~lancet.noise.sources` (where each noise comes from, generated stand-ins),
 :mod:`~lancet.noise.babble` (babble from other speakers), :mod:`~lancet.noise.reverb` (RIRs),
-:mod:`~lancet.noise.augment` (the parallel, resumable driver).
+:mod:`~lancet.noise.augment` (the parallel, resumable driver), :mod:`~lancet.noise.download` (real noise
+corpora: fetch, check, unpack into ``datasets/noise/``).
 """
 
 from lancet.noise.mixing import measure_snr, mix_at_snr, power

@@ -2,7 +2,8 @@
 
 Noise types: ``babble``, ``music``, ``ambient``, ``white``. For each, :func:`resolve_sources` picks, in order:
 1. ``<noise_dir>/<type>/`` (or MUSAN's names: ``speech/`` for babble talkers, ``music/``, ``noise/`` for
-   ambient), wav/flac files found recursively, any sample rate;
+   ambient), wav/flac files found recursively, any sample rate; without ``--noise-dir``, the noise that
+   ``datasets/download_noise.py`` unpacked into ``<repo>/datasets/noise/`` stands in for it;
 2. the shared real recordings ``<repo>/../shared/data/noise/<type>/`` (music and ambient only);
 3. babble: utterances of other speakers from the corpus itself; music/ambient: a generated stand-in,
    named as such (``generated:music``, ``generated:pink``); white is always generated (``generated:white``).
@@ -27,6 +28,8 @@ MUSAN_TALKERS = "speech"  # MUSAN speech/: single talkers that are summed into b
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_NOISE_DIR = REPO_ROOT.parent / "shared" / "data" / "noise"
+# Where datasets/download_noise.py unpacks real noise; read at every call, so a test can point it elsewhere.
+DOWNLOADED_NOISE_DIR: Path | None = REPO_ROOT / "datasets" / "noise"
 
 
 @dataclass
@@ -54,11 +57,23 @@ def list_audio(folder: Path) -> list[str]:
     return sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
 
 
+def downloaded_noise_dir(noise_types) -> Path | None:
+    """:data:`DOWNLOADED_NOISE_DIR` when it holds audio for one of ``noise_types``, else None."""
+    folder = DOWNLOADED_NOISE_DIR
+    if folder is None or not Path(folder).is_dir():
+        return None
+    names = {name for nt in noise_types
+             for name in FOLDER_NAMES.get(nt, ()) + ((MUSAN_TALKERS,) if nt == "babble" else ())}
+    return Path(folder) if any((Path(folder) / n).is_dir() and list_audio(Path(folder) / n) for n in names) else None
+
+
 def resolve_sources(noise_types, noise_dir: str | Path | None = None,
                     shared_dir: str | Path | None = SHARED_NOISE_DIR,
                     log=print) -> dict[str, NoiseSource]:
     """Decide the source of every noise type in ``noise_types`` and say plainly (through ``log``) what was chosen."""
     noise_dir = Path(noise_dir) if noise_dir else None
+    if noise_dir is None and (noise_dir := downloaded_noise_dir(noise_types)) is not None:
+        log(f"note: no --noise-dir given; using the downloaded noise in {noise_dir}")
     shared_dir = Path(shared_dir) if shared_dir else None
     out: dict[str, NoiseSource] = {}
     for nt in noise_types:

@@ -193,7 +193,8 @@ class TrainConfig:
                                    NOISE, valid=Range(0, 1, high_open=True))
     # where the noise comes from does not decide the run's identity: the split and its seed do
     noise_dir: str | None = opt(None, "--train-on online: noise recordings as augment_IEMOCAP.py --noise-dir "
-                                "(default: the shared ones)", NOISE, identity=False)
+                                "(default: datasets/noise/ if downloaded, else the shared ones)", NOISE,
+                                identity=False)
     rir_dir: str | None = opt(None, "--train-on online: RIR folder (default: simulated rooms)", NOISE, identity=False)
     audio_manifest: str | None = opt(None, "--train-on online: manifest with the clean audio (default: the one "
                                      "params.json names)", NOISE, identity=False)
