@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from lancet.core.errors import run_cli
+from lancet.training.predict import format_predictions, predict_files
 
 DEVICE = "auto"      # auto | cpu | cuda
 POOLING = None       # None: the pooling the model was evaluated with; or mean | vote
@@ -26,8 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=DEVICE, choices=("auto", "cpu", "cuda"))
     p.add_argument("--pooling", default=POOLING, choices=("mean", "vote"))
     args = p.parse_args(argv)
-    from lancet.training.predict import format_predictions, predict_files
-
     results, names = predict_files(args.checkpoint, args.wavs, device=args.device, pooling=args.pooling)
     print(format_predictions(results, names))
     return 0

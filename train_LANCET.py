@@ -18,6 +18,10 @@ from __future__ import annotations
 import argparse
 
 from lancet.core.errors import HelpFormatter, LancetError, run_cli
+from lancet.training.config import build_parser as config_parser
+from lancet.training.config import config_from_args
+from lancet.training.grid import run_training
+from lancet.training.predict import format_predictions, predict_files
 
 # ------------------------------------------------------------------ paths (each is also a flag)
 # Every other setting -- the recipe (epochs, batch size, learning rate, mixup, seeds...), the device,
@@ -29,8 +33,6 @@ PATHS = {"features_dir": FEATURES_DIR, "results_dir": RESULTS_DIR}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lancet.training.config import build_parser as config_parser
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     config_parser(PATHS, p)
     g = p.add_argument_group("prediction instead of training")
@@ -44,14 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.predict or args.checkpoint:
         if not (args.predict and args.checkpoint):
             raise LancetError("--predict and --checkpoint go together: --predict WAV... --checkpoint best.pt")
-        from lancet.training.predict import format_predictions, predict_files
-
         results, names = predict_files(args.checkpoint, args.predict, device=args.device)
         print(format_predictions(results, names))
         return 0
-    from lancet.training.config import config_from_args
-    from lancet.training.grid import run_training
-
     run_training(config_from_args(args))
     return 0
 

@@ -1,5 +1,5 @@
 """Training-step time per torch thread count, OpenMP waiting actively or passively: why the default matters
-when other jobs share the cores (issue 10: 1-8 s per batch with all cores on a shared 2-core machine).
+when other jobs share the cores (1-8 s per batch with all cores on a shared 2-core machine).
 
     python bench/bench_threads.py [--seconds 6] [--threads 1 2]
 

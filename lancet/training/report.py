@@ -12,7 +12,7 @@ from lancet.core.atomic import atomic_path, save_csv, save_json
 
 from lancet.core.conditions import condition_sort_key, parse_condition
 
-from .metrics import DEGENERATE_SHARE
+from .metrics import DEGENERATE_SHARE, degenerate_class, dominant_prediction
 
 RECORD_FIELDS = ["model", "train_on", "train_condition", "fold", "seed", "condition", "noise_type", "snr_db",
                  "wa", "ua", "macro_f1", "segment_wa", "segment_ua", "n_utterances", "n_segments",
@@ -29,8 +29,6 @@ def record_fields(class_names: Sequence[str]) -> list[str]:
 def flag_degenerate(records: list[dict], class_names: Sequence[str]) -> list[dict]:
     """Add ``degenerate`` (the dominant class when it takes > 90 % of the predictions, else "") and
     ``dominant_share`` to every record that has a confusion matrix (in place; returned for chaining)."""
-    from .metrics import degenerate_class, dominant_prediction
-
     for r in records:
         if "confusion" in r:
             r["degenerate"] = degenerate_class(r["confusion"], class_names)
