@@ -129,8 +129,9 @@ def count_table(utterances: list[Utterance], column: str = "S") -> str:
     return "\n".join(lines)
 
 
-def report(scan: CorpusScan, file=sys.stdout, column: str = "S") -> None:
-    """Print counts, dropped labels and skipped files of a scan."""
+def report(scan: CorpusScan, file=None, column: str = "S") -> None:
+    """Print counts, dropped labels and skipped files of a scan (to standard output unless ``file``)."""
+    file = file or sys.stdout  # looked up now: a caller may have redirected it since import
     print(count_table(scan.utterances, column), file=file)
     if scan.dropped_labels:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(scan.dropped_labels.items()))
