@@ -4,6 +4,7 @@ the noise-file train/test split, fold-safe babble and on-the-fly augmentation.""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -425,7 +426,7 @@ def test_trainer_norm_and_specaugment_options(tmp_path):
     out = run_training(cfg_for(tmp_path, folder, folds=("1",), epochs=2, norm="utterance", specaugment=True,
                                run_name=None), log=lambda m: None)
     run_dir = out["run_dir"]
-    assert run_dir.name.endswith("norm-utterance_specaug")
+    assert re.fullmatch(r".*_norm-utterance_specaug_[0-9a-f]{8}", run_dir.name)  # the settings, then the data's digest
     config = json.loads((run_dir / "config.json").read_text())
     assert config["norm"] == "utterance" and config["specaugment"] is True
     best = next(run_dir.glob("checkpoints/**/best.pt"))

@@ -14,7 +14,8 @@ class LancetError(Exception):
 
 # Errors of the machine rather than of the program: read-only or foreign folders, a full disk, I/O failures.
 ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO,
-                      errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EFBIG, errno.EMFILE, errno.ENFILE}
+                      errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EFBIG, errno.EMFILE, errno.ENFILE,
+                      errno.EEXIST}
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -31,6 +32,8 @@ def describe_os_error(exc: OSError) -> str:
     hint = ""
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         hint = " (the folder is read-only or not yours: choose a writable output folder)"
+    elif exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        hint = " (a file stands where a folder is needed: choose another output folder)"
     elif exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         hint = (" (the disk is full: free some space or choose another output folder, "
                 "then rerun the same command to resume)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from lancet.core.conditions import CLEAN, sort_conditions
 from lancet.core.errors import LancetError
@@ -29,6 +28,7 @@ from .config import TrainConfig
 from .data import StoreView, build_table
 from .evaluate import evaluate_table, robustness_matrix
 from .folds import utterances_from_index
+from .identity import feature_settings, store_identity
 from .plan import Unit
 from .predict import load_predictor
 from .records import condition_record
@@ -37,18 +37,6 @@ from .stores import RunData, open_store
 from .unit import UnitRunner
 
 CROSS_DIR = "cross_corpus"
-# params.json entries that do not decide what a feature means (where it came from, what it holds, float16 or 32)
-_NOT_SETTINGS = ("conditions", "manifest", "device", "created", "class_names", "checksums", "dtype")
-
-
-def feature_settings(params: dict[str, Any]) -> dict[str, Any]:
-    """The part of a store's params.json that must agree between a training and a test corpus.
-
-    Example:
-        >>> feature_settings({"kind": "mfcc", "shape": [26, 63], "manifest": "a.csv", "conditions": {}})
-        {'kind': 'mfcc', 'shape': [26, 63]}
-    """
-    return {k: v for k, v in json.loads(json.dumps(params)).items() if k not in _NOT_SETTINGS}
 
 
 def check_same_features(train_params: dict, test_params: dict, train_where: str, test_where: str) -> None:
@@ -73,6 +61,10 @@ def open_test_store(cfg: TrainConfig, data: RunData) -> tuple[FeatureStore, str]
     store = open_store(cfg.test_features_dir, cfg.features)
     where = str(Path(cfg.test_features_dir) / cfg.features)
     check_same_features(dict(data.store.params), dict(store.params), data.where, where)
+    arrays = [{c["array"] for c in store_identity(s)["conditions"].values()} for s in (data.store, store)]
+    if arrays[0] & arrays[1]:
+        raise LancetError(f"{where}: holds the training store's own features (the same arrays as {data.where}); "
+                          f"cross-corpus testing needs another corpus")
     return store, where
 
 

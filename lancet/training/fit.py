@@ -11,6 +11,7 @@ per-step extensions) or, with ``--compile`` (the default on CUDA), in the compil
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lancet.core.device import autocast_context
+from lancet.core.errors import LancetError
 
 from . import distributed
 from .checkpoint import BEST, LAST, save_checkpoint
@@ -106,6 +108,7 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
         record = {"epoch": epoch + 1, "loss": float(total_loss) / max(seen, 1), "lr": float(optimizer.param_groups[0]["lr"]),
                   "val_wa": val_metrics["wa"], "val_ua": val_metrics["ua"], "val_score": score, **extra}
         state.history.append(record)
+        check_finite(record["loss"], model, f"{desc} epoch {epoch + 1}", settings.lr)  # never keep a diverged model
         bar.set_postfix(loss=f"{record['loss']:.4f}", val_wa=f"{val_metrics['wa']:.3f}", val_ua=f"{val_metrics['ua']:.3f}")
         bar.close()
         # keep the best model by (WA + UA) / 2 on the validation speakers, with what it takes to use it
@@ -130,6 +133,20 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
     step = "plain" if not fast else ("compiled" if settings.compile_backend else "fast")
     return TrainResult(state.best_epoch, state.best_score, state.best_val, len(state.history), state.history,
                        resumed_from, time.perf_counter() - t0, step)
+
+
+def check_finite(loss: float, model: torch.nn.Module, where: str, lr: float) -> None:
+    """A one-line LancetError when training diverged (a non-finite loss or weight): no checkpoint of it is
+    written, and no number is reported from it.
+
+    Example:
+        >>> check_finite(0.7, torch.nn.Linear(2, 2), "epoch 1", 1e-3)
+    """
+    if math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return
+    what = f"the training loss is {loss}" if not math.isfinite(loss) else "the weights are no longer finite"
+    raise LancetError(f"{where}: {what} (training diverged); lower --lr (now {lr:g}) or check the features, "
+                      f"and rerun with another --run-name")
 
 
 # ----------------------------------------------------------------------------- the optimizer

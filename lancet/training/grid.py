@@ -36,27 +36,12 @@ from . import distributed, jobs
 from .config import TrainConfig
 from .cross_corpus import evaluate_cross_corpus, open_test_store
 from .evaluate import robustness_matrix
+from .identity import check_rerun, digest, run_identity
 from .noise_pools import NoisePools
 from .plan import Unit, plan_units, validate_config
 from .report import format_summary, write_summary
 from .stores import load_run_data
 from .unit import UnitRunner
-
-
-def check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
-    """A rerun into an existing run folder must use the same settings (else results would mix)."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise LancetError(f"{path}: unreadable config of an earlier run; remove it or use another --run-name") from None
-    new = cfg.identity()
-    for key, value in new.items():
-        if key in old and old[key] != value:
-            raise LancetError(f"{run_dir}: an earlier run there used {key}={old[key]!r}, this one {value!r}; "
-                              f"use another --run-name or the same settings")
 
 
 def place_process(cfg: TrainConfig, dist: distributed.DistContext, device: torch.device | None,
@@ -93,9 +78,13 @@ class GridRun(UnitRunner):
             open_test_store(cfg, data)
         self.units = plan_units(cfg, data.folds, data.conditions)
         noise = NoisePools.load(cfg, data.conditions, {u.id for u in data.utterances}, data.store.params, log)
+        # what the numbers will be computed from; the default run name carries its digest
+        self.identity = run_identity(cfg, data.store, noise.source or None)
+        if not cfg.run_name:
+            cfg = dataclasses.replace(cfg, run_name=f"{cfg.resolved_run_name()}_{digest(self.identity)[:8]}")
         placed, self.threads = place_process(cfg, dist, device, threads)
-        super().__init__(cfg, data, noise, Path(cfg.results_dir) / cfg.resolved_run_name(), placed,
-                         resolve_amp(cfg.amp, placed), dist, log, on_epoch_end)
+        super().__init__(cfg, data, noise, Path(cfg.results_dir) / cfg.run_name, placed,
+                         resolve_amp(cfg.amp, placed), dist, log, on_epoch_end, digest(self.identity))
 
     # what the run holds, by the names its users read
     utterances = property(lambda self: self.data.utterances)
@@ -130,7 +119,9 @@ class GridRun(UnitRunner):
         if ctx.is_main:
             try:
                 held.enter_context(output_lock(self.run_dir, wait=cfg.wait, log=self.log))
-                check_run_dir(self.run_dir, cfg)
+                note = check_rerun(self.run_dir, self.identity, sorted((self.run_dir / "metrics").glob("*.json")))
+                if note:
+                    self.log(f"note: {note}")
             except LancetError as exc:
                 error = str(exc)
         error = distributed.broadcast_error(ctx, error, "start")
@@ -144,7 +135,7 @@ class GridRun(UnitRunner):
                         amp_dtype=str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off",
                         conditions=data.conditions, folds_run=[f.name for f in data.folds],
                         class_names=list(data.class_names), feature_shape=list(data.shape),
-                        world_size=ctx.world_size)
+                        world_size=ctx.world_size, identity=self.identity, identity_digest=self.identity_digest)
         save_json(self.run_dir / "config.json", resolved)
         self.noise.save(self.run_dir)  # noise_split.json: which recordings trained, which tested
         self.log(json.dumps(resolved, indent=2, default=str))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lancet.core.conditions import CLEAN
 from lancet.core.errors import LancetError
+from lancet.core.paths import safe_component
 from lancet.models import MODELS
 
 from .config import TrainConfig, check_fields
@@ -31,6 +32,21 @@ def validate_config(cfg: TrainConfig) -> None:
         raise LancetError("--models: a model is named twice")
     if not cfg.seeds:
         raise LancetError("--seeds: give at least one seed")
+    for flag, values in (("--seeds", cfg.seeds), ("--folds", cfg.folds or ())):
+        repeated = sorted({v for v in values if list(values).count(v) > 1})
+        if repeated:  # a unit twice would be trained twice and counted twice in the mean
+            raise LancetError(f"{flag}: {', '.join(map(str, repeated))} given more than once")
+    bad = [s for s in cfg.seeds if not 0 <= s < 2**32]
+    if bad:
+        raise LancetError(f"--seeds {bad[0]}: a seed is a whole number from 0 to {2**32 - 1}")
+    if cfg.lr_floor > cfg.lr:  # the schedule would multiply the learning rate up to the floor
+        raise LancetError(f"--lr-floor {cfg.lr_floor:g} is above --lr {cfg.lr:g}: the floor is the lowest the decay "
+                          f"may bring the learning rate; give a floor below --lr")
+    if cfg.run_name is not None:
+        safe_component(cfg.run_name, "--run-name")  # one folder inside --results-dir, never a path out of it
+    if cfg.test_features_dir and Path(cfg.test_features_dir).resolve() == Path(cfg.features_dir).resolve():
+        raise LancetError(f"--test-features-dir {cfg.test_features_dir}: the training store itself; cross-corpus "
+                          f"testing needs another corpus's features")
     if cfg.train_on == "online":
         if not cfg.online_snr_low <= cfg.online_snr_high:
             raise LancetError(f"--online-snr: the low end {cfg.online_snr_low} is above the high end "

@@ -62,7 +62,14 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str
     if ckpt["model_name"] == "LANCET" and ckpt.get("format", OLD_FORMAT) == OLD_FORMAT:
         options.setdefault("attention_padding", "same")  # trained before the published attention was the default
     model = build_model(ckpt["model_name"], len(ckpt["class_names"]), ckpt["n_freq"], ckpt["n_frames"], **options)
-    model.load_state_dict(ckpt["model_state"])
+    try:
+        model.load_state_dict(ckpt["model_state"])
+    except RuntimeError as exc:  # sizes that disagree with the recorded model: a foreign or edited file
+        first = str(exc).strip().splitlines()
+        raise LancetError(f"{checkpoint}: its weights do not fit a {ckpt['model_name']} of the recorded sizes "
+                          f"({first[-1].strip() if first else 'size mismatch'})") from None
+    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
+        raise LancetError(f"{checkpoint}: holds weights that are not finite (a diverged training); it cannot predict")
     model.to(dev).eval()
     return Predictor(model=model, class_names=list(ckpt["class_names"]),
                      mean=torch.as_tensor(np.asarray(ckpt["norm_mean"], np.float32).reshape(-1, 1), device=dev),

@@ -53,8 +53,10 @@ class UnitRunner:
 
     def __init__(self, cfg: TrainConfig, data: RunData, noise: NoisePools, run_dir: Path, device: torch.device,
                  amp_dtype: torch.dtype | None, dist: distributed.DistContext, log: Callable[[str], None],
-                 on_epoch_end: Callable[[Unit, int], None] | None = None) -> None:
+                 on_epoch_end: Callable[[Unit, int], None] | None = None, identity_digest: str = "") -> None:
+        """``identity_digest`` (lancet.training.identity) goes into every record: what it was computed from."""
         self.cfg, self.data, self.noise, self.run_dir = cfg, data, noise, run_dir
+        self.identity_digest = identity_digest
         self.device, self.amp_dtype, self.dist, self.log, self.on_epoch_end = device, amp_dtype, dist, log, on_epoch_end
         self.norm_stats_dir = data.store.folder / "norm_stats"  # the results folder's when that is read-only
 
@@ -138,7 +140,8 @@ class UnitRunner:
                                    norm=None if test_norm is None else test_norm.bind(test))
             records.append(condition_record(unit, cond, m, best_epoch=result.best_epoch,
                                             val_wa=result.best_val.get("wa"), val_ua=result.best_val.get("ua"),
-                                            norm=cfg.norm, test_noise=self.noise.describe(cond)))
+                                            norm=cfg.norm, test_noise=self.noise.describe(cond),
+                                            identity=self.identity_digest))
         if not records:
             raise LancetError(f"{data.where}: {unit.fold.name}: the test split has no segments in any condition")
         return records

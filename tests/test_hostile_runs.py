@@ -1,0 +1,147 @@
+"""A hurried researcher's runs: results are tied to the data and settings they came from, and a plausible
+mistake is refused in one line before anything is written, never answered with a number."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lancet.core.errors import LancetError
+from lancet.training.checkpoint import BEST, load_checkpoint, save_checkpoint
+from lancet.training.grid import run_training
+from lancet.training.predict import load_predictor
+
+from test_training import ROOT, cfg_for, make_store
+
+ENV = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+QUIET = dict(log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    """Two stores of the same kind and shape, as two corpora extracted with the same flags."""
+    root = tmp_path_factory.mktemp("corpora")
+    return make_store(root / "a", conditions=("clean",), seed=0), make_store(root / "b", conditions=("clean",), seed=1)
+
+
+def _one_fold(tmp: Path, features: Path, **kw):
+    return cfg_for(tmp, features, folds=("1",), epochs=1, **kw)
+
+
+def test_two_corpora_with_the_same_flags_get_their_own_runs(tmp_path, corpora):
+    a, b = corpora
+    out_a = run_training(_one_fold(tmp_path, a, run_name=None), **QUIET)
+    out_b = run_training(_one_fold(tmp_path, b, run_name=None), **QUIET)
+    assert out_a["run_dir"] != out_b["run_dir"]                      # the default name carries the data's digest
+    assert out_a["run_dir"].name.startswith("mfcc_loso_4class_train-clean_")
+    ids = {json.loads((o["run_dir"] / "config.json").read_text())["identity_digest"] for o in (out_a, out_b)}
+    assert len(ids) == 2
+    assert all(r["identity"] in ids for o in (out_a, out_b) for r in o["records"])
+
+
+def test_a_named_run_on_another_corpus_is_refused_and_its_config_kept(tmp_path, corpora):
+    a, b = corpora
+    run_training(_one_fold(tmp_path, a, run_name="shared"), **QUIET)
+    config = tmp_path / "results" / "shared" / "config.json"
+    before = config.read_bytes()
+    with pytest.raises(LancetError, match=r"computed from other data or settings \(features\.") as err:
+        run_training(_one_fold(tmp_path, b, run_name="shared"), **QUIET)
+    assert "\n" not in str(err.value) and "--run-name" in str(err.value)
+    assert config.read_bytes() == before                                # never silently rewritten
+
+
+def test_results_without_their_config_are_not_reused(tmp_path, corpora):
+    a, _ = corpora
+    run_training(_one_fold(tmp_path, a, run_name="r"), **QUIET)
+    run_dir = tmp_path / "results" / "r"
+    (run_dir / "config.json").unlink()
+    with pytest.raises(LancetError, match="computed from other data or settings than this run"):
+        run_training(_one_fold(tmp_path, a, run_name="r", lr=2e-3), **QUIET)
+    (run_dir / "config.json").write_text(json.dumps({"run_name": "r"}))  # a key deleted: no identity left
+    with pytest.raises(LancetError, match="config.json records no identity"):
+        run_training(_one_fold(tmp_path, a, run_name="r"), **QUIET)
+    (run_dir / "config.json").write_text("[1, 2]")
+    with pytest.raises(LancetError, match="not a run configuration"):
+        run_training(_one_fold(tmp_path, a, run_name="r"), **QUIET)
+
+
+def test_a_run_that_finished_no_unit_does_not_block_its_corrected_rerun(tmp_path, corpora):
+    a, _ = corpora
+    run_dir = tmp_path / "results" / "r"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"identity": {"settings": {"lr": 1.0}}}))
+    logs: list[str] = []
+    out = run_training(_one_fold(tmp_path, a, run_name="r"), log=logs.append)
+    assert any("finished no unit; starting afresh" in line for line in logs)
+    assert json.loads((run_dir / "config.json").read_text())["identity_digest"] == out["records"][0]["identity"]
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(lr=1e-3, lr_floor=1e-2), "--lr-floor 0.01 is above --lr 0.001"),
+    (dict(seeds=(-1,)), "--seeds -1: a seed is a whole number"),
+    (dict(seeds=(1, 2, 1)), "--seeds: 1 given more than once"),
+    (dict(folds=("1", "1")), "--folds: 1 given more than once"),
+    (dict(eval_batch_size=0), "--eval-batch-size 0: must be >= 1"),
+    (dict(run_name="../x"), "unsafe --run-name '../x'"),
+])
+def test_plausible_mistakes_are_refused_before_anything_is_written(tmp_path, corpora, settings, message):
+    a, _ = corpora
+    with pytest.raises(LancetError, match=message) as err:
+        run_training(cfg_for(tmp_path, a, **{"folds": ("1",), **settings}), **QUIET)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "x").exists()
+
+
+def test_a_diverged_run_stops_with_the_epoch_and_keeps_no_weights(tmp_path, corpora):
+    a, _ = corpora
+    with pytest.raises(LancetError, match=r"epoch 1: the training loss is (nan|inf)") as err:
+        run_training(_one_fold(tmp_path, a, lr=1e30, mixup_alpha=0.0), **QUIET)
+    assert "lower --lr" in str(err.value)
+    best = list((tmp_path / "results").rglob(BEST))
+    assert not best                                                      # no NaN model to predict with
+    assert not list((tmp_path / "results").rglob("metrics/*.json"))
+
+
+def test_cross_corpus_on_the_training_store_is_refused(tmp_path, corpora):
+    a, _ = corpora
+    with pytest.raises(LancetError, match="the training store itself"):
+        run_training(_one_fold(tmp_path, a, test_features_dir=str(a)), **QUIET)
+    copy = tmp_path / "copy"
+    shutil.copytree(a, copy)
+    with pytest.raises(LancetError, match="holds the training store's own features"):
+        run_training(_one_fold(tmp_path, a, test_features_dir=str(copy)), **QUIET)
+
+
+def test_a_checkpoint_whose_sizes_disagree_with_its_weights_is_one_line(tmp_path, corpora):
+    a, _ = corpora
+    out = run_training(_one_fold(tmp_path, a), **QUIET)
+    best = next(Path(out["run_dir"]).rglob(BEST))
+    ckpt = load_checkpoint(best)
+    edited = tmp_path / "edited.pt"
+    save_checkpoint(edited, {**ckpt, "n_freq": ckpt["n_freq"] + 4})      # sizes that the weights do not fit
+    with pytest.raises(LancetError, match="weights do not fit a TCNet of the recorded sizes") as err:
+        load_predictor(edited, "cpu")
+    assert "\n" not in str(err.value)
+    state = {k: (v * float("nan") if v.is_floating_point() else v) for k, v in ckpt["model_state"].items()}
+    save_checkpoint(edited, {**ckpt, "model_state": state})
+    with pytest.raises(LancetError, match="not finite"):
+        load_predictor(edited, "cpu")
+
+
+def test_a_results_folder_that_is_a_file_is_one_line(tmp_path, corpora):
+    a, _ = corpora
+    (tmp_path / "results").write_text("not a folder")
+    r = subprocess.run([sys.executable, str(ROOT / "train_LANCET.py"), "--features-dir", str(a), "--features", "mfcc",
+                        "--results-dir", str(tmp_path / "results"), "--train-on", "clean", "--models", "TCNet",
+                        "--folds", "1", "--epochs", "1", "--no-progress"],
+                       capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    errors = [line for line in r.stderr.splitlines() if not line.startswith("warning: ")]  # the store's own note
+    assert r.returncode == 1 and len(errors) == 1, r.stderr
+    assert errors[0].startswith("error: ") and "a file stands where a folder is needed" in errors[0]
