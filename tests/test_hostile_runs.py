@@ -145,3 +145,67 @@ def test_a_results_folder_that_is_a_file_is_one_line(tmp_path, corpora):
     errors = [line for line in r.stderr.splitlines() if not line.startswith("warning: ")]  # the store's own note
     assert r.returncode == 1 and len(errors) == 1, r.stderr
     assert errors[0].startswith("error: ") and "a file stands where a folder is needed" in errors[0]
+
+
+# ----------------------------------------------------------------------------- which augmentation a store came from
+@pytest.fixture(scope="module")
+def two_augmentations(tmp_path_factory):
+    """A corpus augmented twice side by side (seeds 0 and 1); the store was extracted from the second one,
+    whose folder sorts last: a guess among siblings would pick the first."""
+    from lancet.core.audio import write_wav
+    from lancet.core.manifest import write_manifest
+    from lancet.corpora.demo import make_demo_corpus
+    from lancet.corpora.iemocap import scan_iemocap
+    from lancet.corpora.standard_names import standardise
+    from lancet.features.extract import extract_features
+    from lancet.features.params import make_params
+    from lancet.noise.augment import AugmentConfig, augment
+
+    root = tmp_path_factory.mktemp("two_augmentations")
+    make_demo_corpus(root / "IEMOCAP", seed=3, utterances_per_speaker=4)
+    utts = scan_iemocap(root / "IEMOCAP").utterances
+    write_manifest(root / "m.csv", utts)
+    rng = np.random.default_rng(0)
+    for name in ("fan", "road", "rain", "hum"):
+        write_wav(root / "noise" / "ambient" / f"{name}.wav", (0.1 * rng.standard_normal(24000)).astype(np.float32))
+    for folder, seed in (("a_augmented", 0), ("z_augmented", 1)):
+        augment(utts, AugmentConfig(out=root / folder, snrs=(0.0,), noise_types=("ambient",), noise_dir=root / "noise",
+                                    reverb=False, seed=seed, workers=1, progress=False), log=lambda *_: None)
+    standardise(root / "m.csv", root / "z_augmented", root / "standard", log=lambda *_: None)
+    extract_features(root / "standard" / "manifest.csv", root / "features" / "mfcc", params=make_params("mfcc"),
+                     workers=1, progress=False, log=lambda *_: None)
+    return root
+
+
+def test_the_noise_split_reads_the_augmentation_the_store_came_from(two_augmentations, tmp_path):
+    from lancet.features import open_features
+    from lancet.training.noise_pools import noise_manifest_of
+
+    root = two_augmentations
+    store = open_features(root / "features" / "mfcc")
+    assert noise_manifest_of(store.params) == (root / "z_augmented" / "augmented_manifest.csv").resolve()
+    logs: list[str] = []
+    run_training(cfg_for(tmp_path, root / "features", folds=("1",), epochs=1, train_on="all"), log=logs.append)
+    assert any("z_augmented/augmented_manifest.csv" in line for line in logs)
+    assert not any("a_augmented" in line for line in logs)
+
+
+def test_a_changed_or_foreign_noise_manifest_is_refused(two_augmentations, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(two_augmentations, root, symlinks=True)
+    standard = root / "standard"
+    prov = json.loads((standard / "provenance.json").read_text())
+    prov["augmented_manifest"] = str(root / "z_augmented" / "augmented_manifest.csv")  # the copy's own
+    (standard / "provenance.json").write_text(json.dumps(prov))
+    params = json.loads((root / "features" / "mfcc" / "params.json").read_text())
+    params["manifest"] = str(standard / "manifest.csv")
+    (root / "features" / "mfcc" / "params.json").write_text(json.dumps(params))
+    with (root / "z_augmented" / "augmented_manifest.csv").open("a") as fh:   # another augmentation wrote into it
+        fh.write("\n")
+    with pytest.raises(LancetError, match="changed since .* was standardised"):
+        run_training(cfg_for(tmp_path, root / "features", folds=("1",), epochs=1, train_on="all"), **QUIET)
+    other = tmp_path / "other.csv"
+    other.write_text("id,condition,noise_type,noise_file\nx,white_0dB,white,generated:white\n")
+    with pytest.raises(LancetError, match="does not describe this store's mixtures"):
+        run_training(cfg_for(tmp_path, two_augmentations / "features", folds=("1",), epochs=1, train_on="all",
+                             noise_manifest=str(other)), **QUIET)

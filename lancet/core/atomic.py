@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import re
@@ -119,3 +120,24 @@ def remove_stale_temporaries(folder: str | os.PathLike, recursive: bool = True) 
         except FileNotFoundError:  # removed meanwhile by its writer
             pass
     return n
+
+
+CHECKSUM_ALGORITHM = "sha256"  # with the CPU's SHA instructions the fastest in hashlib (about 0.6-2 GB/s)
+
+
+def file_checksum(path: str | os.PathLike, chunk_bytes: int = 8 << 20) -> str:
+    """``sha256:<hex>`` of the whole file, read in chunks into one buffer (constant memory, no copies).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as f:
+        ...     file_checksum(f.name)[:15]
+        'sha256:e3b0c442'
+    """
+    h = hashlib.new(CHECKSUM_ALGORITHM)
+    buf = bytearray(chunk_bytes)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+    return f"{CHECKSUM_ALGORITHM}:{h.hexdigest()}"

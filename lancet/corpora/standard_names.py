@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lancet.core.atomic import atomic_path, read_csv, remove_stale_temporaries, save_json
+from lancet.core.atomic import atomic_path, file_checksum, read_csv, remove_stale_temporaries, save_json
 from lancet.core.conditions import REVERB
 from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, output_path
 from lancet.corpora.layout import corpus_root as audio_root
@@ -33,6 +33,9 @@ COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speake
            "label", "class"]
 MANIFEST_NAME = "manifest.csv"
 NOISE_SOURCES_NAME = "noise_sources.json"  # where each noise type came from, copied from the augmentation
+# which augmented manifest the noisy conditions came from, and its checksum: the trainer's noise split reads
+# exactly that one, never a sibling folder's
+PROVENANCE_NAME = "provenance.json"
 _SHOW = 20
 
 
@@ -206,6 +209,7 @@ def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str
         if leftovers:
             log(f"removed {leftovers} temporary file(s) left by an interrupted run")
         _record_noise_sources(augmented_dir, out)
+        _record_provenance(augmented_dir, out)
         return _standardise(entries, missing, out, mode, dry_run, log)
 
 
@@ -223,6 +227,38 @@ def _record_noise_sources(augmented_dir: str | Path | None, out: Path) -> None:
         return
     if not path.is_file() or json.loads(path.read_text() or "{}") != record:
         save_json(path, record, allow_nan=False)
+
+
+def _record_provenance(augmented_dir: str | Path | None, out: Path) -> None:
+    """Name the augmented manifest (with its checksum) beside the combined manifest; none for a clean-only tree."""
+    path = out / PROVENANCE_NAME
+    source = Path(augmented_dir).resolve() / AUGMENTED_MANIFEST if augmented_dir is not None else None
+    if source is None or not source.is_file():
+        path.unlink(missing_ok=True)
+        return
+    record = {"augmented_manifest": str(source), "checksum": file_checksum(source)}
+    if not path.is_file() or json.loads(path.read_text() or "{}") != record:
+        save_json(path, record, allow_nan=False)
+
+
+def augmented_manifest_of(manifest: str | Path) -> Path | None:
+    """The augmented manifest that the combined ``manifest``'s noisy conditions came from, checked against the
+    checksum recorded at standardisation; None when none was recorded (a clean-only or older tree)."""
+    prov = Path(manifest).parent / PROVENANCE_NAME
+    try:
+        record = json.loads(prov.read_text())
+        source, checksum = Path(record["augmented_manifest"]), record["checksum"]
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raise LancetError(f"{prov}: unreadable; rerun datasets/handleIEMOCAP.py to write it again") from None
+    if not source.is_file():
+        raise LancetError(f"{source}: the augmented manifest named in {prov} is gone; restore it, rerun "
+                          f"datasets/handleIEMOCAP.py with the right --augmented-dir, or pass --noise-manifest")
+    if file_checksum(source) != checksum:
+        raise LancetError(f"{source}: changed since {prov.parent} was standardised (another augmentation wrote into "
+                          f"its folder?); rerun datasets/handleIEMOCAP.py and the feature extraction")
+    return source
 
 
 def describe_noise_sources(manifest: str | Path | None) -> str | None:

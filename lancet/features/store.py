@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from lancet.core.atomic import read_csv, save_json
+from lancet.core.atomic import file_checksum, read_csv, save_json
 from lancet.core.conditions import condition_sort_key
 from lancet.core.errors import LancetError
 from lancet.core.paths import inside, safe_component
@@ -111,20 +111,8 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 # Integrity
 # ---------------------------------------------------------------------------------------------------
-CHECKSUM_ALGORITHM = "sha256"  # with the CPU's SHA instructions the fastest in hashlib (about 0.6-2 GB/s)
 _VERIFIED: dict[tuple, str] = {}  # (path, device, inode, size, mtime_ns, ctime_ns) -> checksum, per process
 _WARNED: set[str] = set()
-
-
-def file_checksum(path: str | os.PathLike, chunk_bytes: int = 8 << 20) -> str:
-    """``sha256:<hex>`` of the whole file, read in chunks into one buffer (constant memory, no copies)."""
-    h = hashlib.new(CHECKSUM_ALGORITHM)
-    buf = bytearray(chunk_bytes)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-    return f"{CHECKSUM_ALGORITHM}:{h.hexdigest()}"
 
 
 _SCRIPTS = {"mel": "extract_features_iemocap_mel_spectrogram.py", "mfcc": "extract_features_iemocap_mfcc.py",

@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lancet.core.atomic import file_checksum
 from lancet.core.errors import LancetError
 from lancet.features import FeatureStore
-from lancet.features.store import file_checksum
 
 from .config import TrainConfig
 

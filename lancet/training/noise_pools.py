@@ -20,6 +20,7 @@ from lancet.core.atomic import read_csv, save_json
 from lancet.core.conditions import CLEAN, parse_condition
 from lancet.core.errors import LancetError
 from lancet.corpora.layout import AUGMENTED_MANIFEST
+from lancet.corpora.standard_names import augmented_manifest_of
 from lancet.noise.pools import NoiseSplit, assert_unseen, entry_pool, split_by_type
 
 
@@ -27,23 +28,17 @@ from lancet.noise.pools import NoiseSplit, assert_unseen, entry_pool, split_by_t
 RECORDING_TYPES = ("music", "ambient", "reverberation")
 
 
-def find_noise_manifest(feature_params: Mapping, ids: set[str]) -> Path | None:
-    """The ``augmented_manifest.csv`` beside the folder of the store's combined manifest (the layout the
-    README's steps make: ``datasets/<corpus>_standard`` next to ``datasets/<corpus>_augmented``) that
-    shares the most utterance ids with the store; None when there is none."""
+def noise_manifest_of(feature_params: Mapping) -> Path | None:
+    """The ``augmented_manifest.csv`` the store's noisy conditions came from: the one its standardised manifest's
+    provenance names (checked against its checksum), or None when the store records none."""
     manifest = feature_params.get("manifest")
-    if not manifest:
-        return None
-    parent = Path(manifest).resolve().parent.parent
-    best, best_n = None, 0
-    for cand in sorted(parent.glob(f"*/{AUGMENTED_MANIFEST}")):
-        try:
-            n = len({r["id"] for r in read_csv(cand)} & ids)
-        except (OSError, KeyError, UnicodeDecodeError):
-            continue
-        if n > best_n:
-            best, best_n = cand, n
-    return best
+    return augmented_manifest_of(manifest) if manifest else None
+
+
+def sibling_candidates(feature_params: Mapping) -> list[Path]:
+    """Augmented manifests beside the standardised folder, to name in an error (never chosen by guessing)."""
+    manifest = feature_params.get("manifest")
+    return sorted(Path(manifest).resolve().parent.parent.glob(f"*/{AUGMENTED_MANIFEST}")) if manifest else []
 
 
 class NoisePools:
@@ -64,18 +59,26 @@ class NoisePools:
     def load(cls, cfg, conditions: Iterable[str], ids: set[str], feature_params: Mapping,
              log: Callable[[str], None]) -> "NoisePools":
         recorded = sorted({c for c in conditions if parse_condition(c)[0] in RECORDING_TYPES})
-        path = Path(cfg.noise_manifest) if cfg.noise_manifest else find_noise_manifest(feature_params, ids)
+        path = Path(cfg.noise_manifest) if cfg.noise_manifest else noise_manifest_of(feature_params)
         if path is None:
             if recorded and cfg.train_on in ("all", "matched", "online"):
+                found = sibling_candidates(feature_params)
                 raise LancetError(
                     f"--train-on {cfg.train_on}: the stored conditions {', '.join(recorded[:3])}"
-                    f"{'...' if len(recorded) > 3 else ''} may reuse noise recordings in training and testing; give "
-                    f"--noise-manifest <augmented folder>/{AUGMENTED_MANIFEST} so that training and testing use "
-                    f"separate recordings" + (" (or --train-on clean)" if cfg.train_on == "online" else ""))
+                    f"{'...' if len(recorded) > 3 else ''} may reuse noise recordings in training and testing, and "
+                    f"the store names no augmentation; give --noise-manifest <augmented folder>/{AUGMENTED_MANIFEST}"
+                    + (f" (candidates: {', '.join(map(str, found))})" if found else "")
+                    + (" or --train-on clean" if cfg.train_on == "online" else ""))
             return cls(None, {})
         rows = read_csv(path)
         if rows and not {"id", "condition", "noise_type", "noise_file"} <= set(rows[0]):
             raise LancetError(f"{path}: not an augmented manifest (needs id, condition, noise_type, noise_file)")
+        described = {r["condition"] for r in rows}
+        unknown = [c for c in recorded if c not in described]
+        if unknown or (rows and not ids & {r["id"] for r in rows}):
+            raise LancetError(f"{path}: does not describe this store's mixtures (e.g. "
+                              f"{unknown[0] if unknown else 'none of its utterances'}); give the augmented manifest "
+                              f"of the augmentation the features were extracted from")
         entries = {(r["condition"], r["id"]): r["noise_file"] for r in rows}
         by_type: dict[str, list[str]] = {}
         for r in rows:
