@@ -79,7 +79,7 @@ def scan_cremad(root: str | Path, classes: str = DEFAULT_CLASS_MAP,
     scan = CorpusScan()
     if not demographics.is_file():
         scan.notes.append(f"no {DEMOGRAPHICS} in {root}: gender unknown (U); groups are balanced by class only")
-    for wav in wav_files(audio):
+    for wav in wav_files(audio, scan):
         try:
             actor, emotion = parse_cremad_name(wav.stem)
         except ValueError as exc:

@@ -59,7 +59,7 @@ def scan_emodb(root: str | Path, classes: str = DEFAULT_CLASS_MAP,
     mapping = class_map(EMODB_LABELS, classes)
     root = check_folders(root, converted_dir, "EmoDB", "expected wav/ with files like 03a01Fa.wav inside")
     scan = CorpusScan()
-    for wav in wav_files(wav_folder(root)):
+    for wav in wav_files(wav_folder(root), scan):
         try:
             speaker, gender, letter = parse_emodb_name(wav.stem)
         except ValueError as exc:

@@ -65,7 +65,7 @@ def scan_ravdess(root: str | Path, classes: str = DEFAULT_CLASS_MAP, converted_d
     scan = CorpusScan()
     for folder in actors:
         folder_actor = folder.name[len("Actor_"):]
-        for wav in wav_files(folder):
+        for wav in wav_files(folder, scan):
             try:
                 fields = parse_ravdess_name(wav.stem)
                 if fields["actor"] != folder_actor:
