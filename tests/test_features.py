@@ -376,6 +376,43 @@ def test_cli_scripts(corpus, tmp_path):
             assert f in text
 
 
+def test_every_kind_has_its_script_and_default_shape():
+    from lancet.features import FEATURE_SHAPES, KINDS, feature_shape
+
+    assert list(FEATURE_SHAPES) == list(KINDS) and len(KINDS) >= 3
+    for kind, entry in KINDS.items():
+        assert entry.name == kind and entry.description
+        assert f'KIND = "{kind}"' in (REPO / "feature_extraction" / entry.script).read_text()
+        assert FEATURE_SHAPES[kind] == entry.shape == feature_shape(make_params(kind), SegmentParams())
+    assert dict(FEATURE_SHAPES) == SHAPES
+
+
+def test_a_registered_kind_is_seen_everywhere(monkeypatch):
+    """One entry (plus its parameters) makes a kind: params, flags, shapes, rebuild command, --features."""
+    import dataclasses
+
+    from lancet.features import FEATURE_SHAPES, KINDS, FeatureKind, MelParams
+    from lancet.features.cli import build_parser
+    from lancet.features.store import rebuild_command
+    from lancet.training.config import TrainConfig, check_fields
+
+    @dataclasses.dataclass(frozen=True)
+    class Mel64Params(MelParams):
+        n_mels: int = dataclasses.field(default=64, metadata={"help": "number of Mel bands"})
+        kind = "mel64"
+
+    monkeypatch.setitem(KINDS, "mel64", FeatureKind(Mel64Params, "extract_mel64.py", "log10 Mel, 64 bands"))
+    params = make_params("mel64", hop_length=320)
+    assert params.n_mels == 64 and FEATURE_SHAPES["mel64"] == (64, 201) and "mel64" in list(FEATURE_SHAPES)
+    assert compute_features(np.zeros((1, 32000), np.float32), params, SR).shape == (1, 64, 101)
+    text = build_parser("mel64", "m.csv", "o").format_help()
+    assert "log10 Mel, 64 bands" in text and "--n-mels" in text
+    record = {"kind": "mel64", "params": dataclasses.asdict(params), "manifest": "m.csv"}
+    assert rebuild_command("out", record, "clean") == ("python feature_extraction/extract_mel64.py --manifest m.csv "
+                                                       "--out out --conditions clean --hop-length 320")
+    check_fields(TrainConfig(features="mel64"))
+
+
 # --------------------------------------------------------------------------------------------------
 # normalisation
 # --------------------------------------------------------------------------------------------------
