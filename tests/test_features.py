@@ -352,6 +352,23 @@ def test_unreadable_and_empty_audio_are_counted(corpus, tmp_path):
     assert {d["id"] for d in rec["skipped"]} == {"bad", "empty", "gone"}
 
 
+def test_cpu_extraction_workers_never_import_torch(tmp_path):
+    """The fork server of the CPU path imports WORKER_PRELOAD and the workers run the initializer: none of
+    it may pull in torch (about a second and hundreds of MB per process, for nothing on the CPU path)."""
+    (tmp_path / "probe.py").write_text("import sys\n\n\ndef torch_loaded(_):\n    return 'torch' in sys.modules\n")
+    code = ("import probe\n"
+            "from lancet.core.workers import imap\n"
+            "from lancet.features.extract import WORKER_PRELOAD, _init_worker\n"
+            "from lancet.features.params import SegmentParams, make_params\n"
+            "args = (make_params('mel'), SegmentParams(), 'float32', 'features', True)\n"
+            "print(list(imap(probe.torch_loaded, [0, 1], workers=2, initializer=_init_worker, initargs=args,\n"
+            "                preload=WORKER_PRELOAD, progress=False)))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[False, False]"
+
+
 def test_cli_scripts(corpus, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     script = REPO / "feature_extraction" / "extract_features_iemocap_mfcc.py"
