@@ -103,12 +103,14 @@ def run_method(method: str, manifest: str, kind: str, condition: str, workers: i
 
 
 def main() -> int:
+    from lancet.features.params import KINDS
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--manifest", default=None, help="combined manifest; default: synthetic wavs in a temp dir")
     ap.add_argument("--condition", default="clean", help="condition of the manifest to time")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N utterances of the condition (0: all)")
     ap.add_argument("--n-synthetic", type=int, default=200, help="synthetic utterances when no manifest is given")
-    ap.add_argument("--kinds", nargs="+", default=["mel", "mfcc", "spectrogram"], choices=["mel", "mfcc", "spectrogram"])
+    ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="workers of the CPU path")
     ap.add_argument("--methods", nargs="+", default=["naive", "cpu", "cuda"], choices=["naive", "cpu", "cuda"],
                     help="which to time (cuda only where present); the speed-up column is over the first")

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from lancet.models import FEATURE_SHAPES, MODELS, build_model, count_parameters  # noqa: E402
+from lancet.features.params import FEATURE_SHAPES  # noqa: E402
+from lancet.models import MODELS, build_model, count_parameters  # noqa: E402
 
 
 def static_costs(name: str, kind: str, n_classes: int = 4) -> tuple[int, int]:

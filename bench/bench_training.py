@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lancet.models import FEATURE_SHAPES, build_model  # noqa: E402
+from lancet.features.params import FEATURE_SHAPES  # noqa: E402
+from lancet.models import build_model  # noqa: E402
 from lancet.training.data import SegmentTable, batch_indices, iter_batches, one_hot  # noqa: E402
 from lancet.core.device import autocast_context, resolve_amp  # noqa: E402
 from lancet.training.config import TrainSettings  # noqa: E402

@@ -352,6 +352,23 @@ def test_unreadable_and_empty_audio_are_counted(corpus, tmp_path):
     assert {d["id"] for d in rec["skipped"]} == {"bad", "empty", "gone"}
 
 
+def test_cpu_extraction_workers_never_import_torch(tmp_path):
+    """The fork server of the CPU path imports WORKER_PRELOAD and the workers run the initializer: none of
+    it may pull in torch (about a second and hundreds of MB per process, for nothing on the CPU path)."""
+    (tmp_path / "probe.py").write_text("import sys\n\n\ndef torch_loaded(_):\n    return 'torch' in sys.modules\n")
+    code = ("import probe\n"
+            "from lancet.core.workers import imap\n"
+            "from lancet.features.extract import WORKER_PRELOAD, _init_worker\n"
+            "from lancet.features.params import SegmentParams, make_params\n"
+            "args = (make_params('mel'), SegmentParams(), 'float32', 'features', True)\n"
+            "print(list(imap(probe.torch_loaded, [0, 1], workers=2, initializer=_init_worker, initargs=args,\n"
+            "                preload=WORKER_PRELOAD, progress=False)))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[False, False]"
+
+
 def test_cli_scripts(corpus, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     script = REPO / "feature_extraction" / "extract_features_iemocap_mfcc.py"
@@ -374,6 +391,43 @@ def test_cli_scripts(corpus, tmp_path):
         for f in ("--manifest", "--out", "--segment-s", "--hop-s", "--dtype", "--workers", "--device",
                   "--conditions", flag):
             assert f in text
+
+
+def test_every_kind_has_its_script_and_default_shape():
+    from lancet.features import FEATURE_SHAPES, KINDS, feature_shape
+
+    assert list(FEATURE_SHAPES) == list(KINDS) and len(KINDS) >= 3
+    for kind, entry in KINDS.items():
+        assert entry.name == kind and entry.description
+        assert f'KIND = "{kind}"' in (REPO / "feature_extraction" / entry.script).read_text()
+        assert FEATURE_SHAPES[kind] == entry.shape == feature_shape(make_params(kind), SegmentParams())
+    assert dict(FEATURE_SHAPES) == SHAPES
+
+
+def test_a_registered_kind_is_seen_everywhere(monkeypatch):
+    """One entry (plus its parameters) makes a kind: params, flags, shapes, rebuild command, --features."""
+    import dataclasses
+
+    from lancet.features import FEATURE_SHAPES, KINDS, FeatureKind, MelParams
+    from lancet.features.cli import build_parser
+    from lancet.features.store import rebuild_command
+    from lancet.training.config import TrainConfig, check_fields
+
+    @dataclasses.dataclass(frozen=True)
+    class Mel64Params(MelParams):
+        n_mels: int = dataclasses.field(default=64, metadata={"help": "number of Mel bands"})
+        kind = "mel64"
+
+    monkeypatch.setitem(KINDS, "mel64", FeatureKind(Mel64Params, "extract_mel64.py", "log10 Mel, 64 bands"))
+    params = make_params("mel64", hop_length=320)
+    assert params.n_mels == 64 and FEATURE_SHAPES["mel64"] == (64, 201) and "mel64" in list(FEATURE_SHAPES)
+    assert compute_features(np.zeros((1, 32000), np.float32), params, SR).shape == (1, 64, 101)
+    text = build_parser("mel64", "m.csv", "o").format_help()
+    assert "log10 Mel, 64 bands" in text and "--n-mels" in text
+    record = {"kind": "mel64", "params": dataclasses.asdict(params), "manifest": "m.csv"}
+    assert rebuild_command("out", record, "clean") == ("python feature_extraction/extract_mel64.py --manifest m.csv "
+                                                       "--out out --conditions clean --hop-length 320")
+    check_fields(TrainConfig(features="mel64"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 from pathlib import Path
@@ -78,7 +79,7 @@ def test_docs_list_the_measured_counts() -> None:
 
 
 def test_unknown_model_and_option() -> None:
-    with pytest.raises(LancetError, match="known models: LANCET, GLAM, TCNet") as err:
+    with pytest.raises(LancetError, match=f"known models: {', '.join(MODELS)}$") as err:
         build_model("ResNet", 4, 26, 63)
     assert "\n" not in str(err.value)
     with pytest.raises(LancetError, match="unknown option"):
@@ -87,6 +88,21 @@ def test_unknown_model_and_option() -> None:
         build_model("GLAM", 4, 1, 63)
     with pytest.raises(LancetError, match="expected input"):
         LANCET(4, 128)(torch.zeros(1, 1, 26, 63))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registry_entry_states_the_published_input_and_count(name: str) -> None:
+    """Each entry names its published input kind; the constructor defaults to that kind's shape and, with
+    4 classes, has the published parameter count there (where one was published)."""
+    entry = MODELS[name]
+    f, t = FEATURE_SHAPES[entry.input_kind]
+    defaults = inspect.signature(entry.factory).parameters
+    assert (defaults["n_freq"].default, defaults["n_frames"].default) == (f, t)
+    assert entry.paper
+    with torch.device("meta"):
+        count = count_parameters(build_model(name, 4))
+    assert count == PARAMS[(name, entry.input_kind)]
+    assert entry.published_parameters in (None, count)
 
 
 def test_defaults_are_published_inputs() -> None:
@@ -363,7 +379,7 @@ def test_parse_model_options() -> None:
 @pytest.mark.parametrize("items,message", [
     (["dropout=0.1"], r"unknown option 'dropout'; valid options: LANCET: .*attention_padding.*; GLAM: ff_mult"),
     (["LANCET.dropout=0.1"], r"unknown option 'dropout'; valid options: LANCET: bn_chan, hid_chan"),
-    (["ResNet.depth=3"], r"unknown model 'ResNet'; known models: LANCET, GLAM, TCNet"),
+    (["ResNet.depth=3"], rf"unknown model 'ResNet'; known models: {', '.join(MODELS)}$"),
     (["LANCET.bn_chan=1.5"], r"LANCET.bn_chan: expects an integer, got 1.5"),
     (["TCNet.residual=maybe"], r"TCNet.residual: expects true or false"),
     (["attention_padding"], r"write option=value"),

@@ -30,10 +30,13 @@ import concurrent.futures as cf
 import concurrent.futures.process  # noqa: F401 - BrokenProcessPool
 import multiprocessing as mp
 import os
+import pickle
 import queue
 import signal
 import sys
 from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from tqdm.auto import tqdm
 
 from lancet.core.errors import LancetError
 
@@ -107,8 +110,6 @@ class _Failed(Exception):
 
     def __reduce__(self):
         try:  # the worker's exception may not pickle: fall back to its text
-            import pickle
-
             pickle.dumps(self.exc)
             exc = self.exc
         except Exception:
@@ -182,8 +183,6 @@ class WorkerPool:
              max_pending: int | None = None, progress: bool = True, desc: str | None = None, unit: str = "item",
              total: int | None = None, describe: Callable[[Any], str] = repr) -> Iterator[Any]:
         """Yield ``fn(item)`` for every item (see :func:`imap` for the arguments)."""
-        from tqdm.auto import tqdm
-
         if self._stopped:
             raise RuntimeError("this WorkerPool was closed or stopped by an earlier error")
         if total is None and hasattr(items, "__len__"):
@@ -237,64 +236,82 @@ def imap(fn: Callable[[Any], Any], items: Iterable[Any], workers: int = 1, *,
                              progress=progress, desc=desc, unit=unit, total=total, describe=describe)
 
 
-def _pool_imap(pool, fn, items, workers, ordered, chunksize, max_pending, bar, describe, busy) -> Iterator[Any]:
-    limit = max(1, int(max_pending if max_pending is not None else 4 * workers))
-    done: queue.Queue = queue.Queue()
-    it = iter(items)
-    chunks: dict[int, list] = {}      # submitted, not yet yielded
-    results: dict[int, list] = {}     # finished, waiting for their turn (ordered)
-    next_submit, next_yield, exhausted = 0, 0, False
+class _InFlight:
+    """Chunks of ``items`` submitted to the executor and not yet yielded; ``done`` receives
+    ``(chunk number, results, error)`` as each one finishes. Items are pulled from the iterable only
+    when a chunk is submitted, so a claiming generator claims no more than can run."""
 
-    def submit() -> bool:
-        nonlocal next_submit
+    def __init__(self, pool: cf.Executor, fn: Callable[[Any], Any], items: Iterable[Any], chunksize: int) -> None:
+        self.pool, self.fn, self.chunksize = pool, fn, chunksize
+        self.items = iter(items)
+        self.done: queue.Queue = queue.Queue()
+        self.chunks: dict[int, list] = {}  # submitted, not yet yielded
+        self.next_submit = 0
+        self.exhausted = False
+
+    def fill(self, limit: int) -> None:
+        """Submit chunks until ``limit`` are in flight or the items run out."""
+        while not self.exhausted and len(self.chunks) < limit:
+            if not self._submit():
+                self.exhausted = True
+
+    def _submit(self) -> bool:
         chunk = []
-        for item in it:
+        for item in self.items:
             chunk.append(item)
-            if len(chunk) >= chunksize:
+            if len(chunk) >= self.chunksize:
                 break
         if not chunk:
             return False
-        k = next_submit
-        chunks[k] = chunk
+        k = self.next_submit
+        self.chunks[k] = chunk
         try:
-            fut = pool.submit(_run_chunk, fn, chunk)
+            fut = self.pool.submit(_run_chunk, self.fn, chunk)
         except cf.BrokenExecutor as exc:  # a worker died earlier
-            done.put((k, None, exc))
+            self.done.put((k, None, exc))
         else:
-            fut.add_done_callback(lambda f, k=k: done.put((k, None, f.exception()) if f.exception() is not None
-                                                          else (k, f.result(), None)))
-        next_submit += 1
+            fut.add_done_callback(lambda f, k=k: self.done.put((k, None, f.exception()) if f.exception() is not None
+                                                               else (k, f.result(), None)))
+        self.next_submit += 1
         return True
 
+    def raise_failure(self, k: int, err: BaseException, describe: Callable[[Any], str]) -> None:
+        """Raise the error of chunk ``k`` naming its item (all items in flight when a worker died)."""
+        chunk = self.chunks[k]
+        item, exc = (chunk[err.pos], err.exc) if isinstance(err, _Failed) else (chunk[0], err)
+        if isinstance(exc, cf.process.BrokenProcessPool):  # which item killed it is unknowable: name all in flight
+            flight = [describe(i) for c in self.chunks.values() for i in c]
+            raise WorkerDied(f"{', '.join(flight[:6])}{' ...' if len(flight) > 6 else ''}: WorkerDied: a worker "
+                             f"process died (killed, or out of memory?) while "
+                             f"{'this item was' if len(flight) == 1 else 'one of these items was'} in flight") from exc
+        _raise_for(item, exc, describe)
+
+
+def _pool_imap(pool, fn, items, workers, ordered, chunksize, max_pending, bar, describe, busy) -> Iterator[Any]:
+    limit = max(1, int(max_pending if max_pending is not None else 4 * workers))
+    flight = _InFlight(pool, fn, items, chunksize)
+    results: dict[int, list] = {}  # finished, waiting for their turn (ordered)
+    next_yield = 0
     while True:
-        while not exhausted and len(chunks) < limit:
-            if not submit():
-                exhausted = True
-        busy[0] = len(chunks)
-        if not chunks:
+        flight.fill(limit)
+        busy[0] = len(flight.chunks)
+        if not flight.chunks:
             return
-        k, res, err = done.get()
+        k, res, err = flight.done.get()
         if err is not None:
-            chunk = chunks[k]
-            item, exc = (chunk[err.pos], err.exc) if isinstance(err, _Failed) else (chunk[0], err)
-            if isinstance(exc, cf.process.BrokenProcessPool):  # which item killed it is unknowable: name all in flight
-                flight = [describe(i) for c in chunks.values() for i in c]
-                raise WorkerDied(f"{', '.join(flight[:6])}{' ...' if len(flight) > 6 else ''}: WorkerDied: a worker "
-                                  f"process died (killed, or out of memory?) while "
-                                  f"{'this item was' if len(flight) == 1 else 'one of these items was'} in flight") from exc
-            _raise_for(item, exc, describe)
+            flight.raise_failure(k, err, describe)
         if ordered:
             results[k] = res
             while next_yield in results:
-                chunks.pop(next_yield)
-                busy[0] = len(chunks)
+                flight.chunks.pop(next_yield)
+                busy[0] = len(flight.chunks)
                 for r in results.pop(next_yield):
                     bar.update(1)
                     yield r
                 next_yield += 1
         else:
-            chunks.pop(k)
-            busy[0] = len(chunks)
+            flight.chunks.pop(k)
+            busy[0] = len(flight.chunks)
             for r in res:
                 bar.update(1)
                 yield r

@@ -4,12 +4,14 @@ Reading (used by the trainer): ``open_features(folder) -> FeatureStore`` with ``
 ``.conditions``, ``.shape``, ``.segments(condition)`` (mmap) and ``.index(condition)``;
 ``compute_norm_stats(x) -> (mean, std)`` and ``normalise(x, mean, std)``.
 Writing: ``extract_features(manifest, out, kind=...)``, run by ``feature_extraction/*.py``.
+The kinds: ``KINDS`` (name -> :class:`FeatureKind`), their default segment shapes ``FEATURE_SHAPES``.
 """
 
 from lancet.features.compute import TorchFeatures, compute_features, librosa_reference
 from lancet.features.extract import ExtractSummary, extract_features, read_combined_manifest
 from lancet.features.params import (
-    KINDS, MelParams, MfccParams, SegmentParams, SpectrogramParams, feature_shape, make_params,
+    FEATURE_SHAPES, KINDS, FeatureKind, MelParams, MfccParams, SegmentParams, SpectrogramParams, feature_shape,
+    make_params,
 )
 from lancet.features.segment import segment_audio, segment_starts, valid_frames
 from lancet.features.store import FeatureStore, compute_norm_stats, normalise, open_features
@@ -18,6 +20,7 @@ __all__ = [
     "FeatureStore", "open_features", "compute_norm_stats", "normalise",
     "extract_features", "ExtractSummary", "read_combined_manifest",
     "compute_features", "TorchFeatures", "librosa_reference",
-    "MelParams", "MfccParams", "SpectrogramParams", "SegmentParams", "KINDS", "make_params", "feature_shape",
+    "MelParams", "MfccParams", "SpectrogramParams", "SegmentParams", "KINDS", "FeatureKind", "FEATURE_SHAPES",
+    "make_params", "feature_shape",
     "segment_audio", "segment_starts", "valid_frames",
 ]

@@ -44,8 +44,8 @@ def build_parser(kind: str, manifest: str, out: str, description: str | None = N
     r.add_argument("--batch-size", type=int, default=GPU_BATCH_SEGMENTS, help="segments per GPU batch")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--wait", action="store_true", help=WAIT_FLAG_HELP)
-    f = ap.add_argument_group(f"{kind} parameters")
-    for fld in dataclasses.fields(KINDS[kind]):
+    f = ap.add_argument_group(f"{kind} parameters", KINDS[kind].description)
+    for fld in dataclasses.fields(KINDS[kind].params):
         kwargs = {"type": type(fld.default), "default": fld.default, "help": fld.metadata.get("help", ""),
                   "metavar": fld.name.upper()}
         if "choices" in fld.metadata:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from lancet.core.atomic import atomic_path, read_csv, remove_stale_temporaries, save_csv
 from lancet.core.audio import AudioError, load_audio
@@ -34,10 +35,10 @@ from lancet.core.errors import LancetError
 from lancet.core.locking import output_lock
 from lancet.core.paths import is_safe_component
 from lancet.core.checks import check_number
-from lancet.core.workers import available_cpus
+from lancet.core.workers import WorkerPool, available_cpus
 from lancet.features.compute import TorchFeatures, compute_features
 from lancet.features.params import (
-    FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
+    DEFAULT_KIND, FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
 )
 from lancet.features.segment import segment_audio, segment_starts, valid_frames
 from lancet.features.store import (
@@ -226,7 +227,7 @@ def extract_features(manifest: str | os.PathLike, out: str | os.PathLike, *args:
 def _extract_features_locked(
     manifest: str | os.PathLike,
     out: str | os.PathLike,
-    kind: str = "mel",
+    kind: str = DEFAULT_KIND,
     params: FeatureParams | None = None,
     seg: SegmentParams | None = None,
     dtype: str = "float32",
@@ -242,27 +243,88 @@ def _extract_features_locked(
     params = params if params is not None else make_params(kind)
     kind = params.kind
     seg = seg if seg is not None else SegmentParams()
+    workers = _checked_workers(seg, dtype, workers, batch_size)
+    manifest = Path(manifest)
+    out = Path(out)
+    rows = read_combined_manifest(manifest)
+    groups = _chosen_conditions(manifest, rows, conditions)
+    dev = _device_name(device)
+    record = _start_record(out, manifest, rows, params, seg, dtype, overwrite)
+    run = _Run(out, params, seg, dtype, record, workers, dev, batch_size, progress)
+
+    shape = feature_shape(params, seg)
+    summary = ExtractSummary(out=out, kind=kind, shape=shape, device=dev)
+    log(f"{kind} features -> {out}: {shape[0]} x {shape[1]} per {seg.segment_s:g} s segment "
+        f"(hop {seg.hop_s:g} s, {dtype}, device {dev}, {workers} worker(s))")
+    log(f"parameters: {json.dumps(record['params'])}")
+    todo = _conditions_to_compute(run, groups, overwrite, summary, log)
+    if todo:
+        _compute_conditions(run, todo, summary, log)
+
+    order = {c: i for i, c in enumerate(groups)}
+    summary.conditions.sort(key=lambda r: order[r.condition])
+    totals = summary.skipped
+    n_done = sum(c.status == "computed" for c in summary.conditions)
+    log(f"done: {n_done} condition(s) computed, {len(summary.conditions) - n_done} already complete; "
+        f"{summary.n_segments} segments in {out}; skipped utterances: "
+        + (", ".join(f"{v} {k}" for k, v in sorted(totals.items())) if totals else "none"))
+    return summary
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every condition of one extraction run shares."""
+
+    out: Path
+    params: FeatureParams
+    seg: SegmentParams
+    dtype: str
+    record: dict[str, Any]  # params.json as it is being written: each finished condition is added
+    workers: int
+    device: str  # 'cpu' (numpy in the workers), 'torch-cpu' or a CUDA device (batched torch)
+    batch_size: int
+    progress: bool
+
+
+def _checked_workers(seg: SegmentParams, dtype: str, workers: int | None, batch_size: int) -> int:
+    """Refuse settings that cannot work (one line each); the number of workers to start."""
     validate_segmenting(seg)
     if dtype not in DTYPES:
         raise LancetError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     if workers is not None:
         check_number("--workers", workers, minimum=0, integer=True)
     check_number("--batch-size", batch_size, minimum=1, integer=True)
-    workers = available_cpus() if not workers or workers < 1 else int(workers)
-    manifest = Path(manifest)
-    out = Path(out)
-    rows = read_combined_manifest(manifest)
+    return available_cpus() if not workers or workers < 1 else int(workers)
+
+
+def _chosen_conditions(manifest: Path, rows: list[dict[str, str]],
+                       conditions: Sequence[str] | None) -> dict[str, list[dict[str, str]]]:
+    """The manifest's rows by condition, only the ``conditions`` asked for (all by default), in that order."""
     groups = group_by_condition(rows)
     if conditions:
         unknown = [c for c in conditions if c not in groups]
         if unknown:
             raise LancetError(f"{manifest}: no condition(s) {', '.join(unknown)} (has: {', '.join(groups)})")
         groups = {c: groups[c] for c in conditions}
+    return groups
+
+
+def _device_name(device: str) -> str:
+    """Where features are computed: ``cpu`` (numpy in the workers) or the torch device the name resolves to."""
+    # 'torch-cpu' (API only) runs the batched torch path on the CPU: the GPU code path, testable without CUDA
+    if device in ("cpu", "torch-cpu"):
+        return device
+    # lancet.core.device imports torch, so it loads on the torch path only: the CPU workers import this
+    # module and must not pay for torch
     from lancet.core.device import resolve_device
 
-    # 'torch-cpu' (API only) runs the batched torch path on the CPU: the GPU code path, testable without CUDA
-    dev = "torch-cpu" if device == "torch-cpu" else str(resolve_device(device))
+    return str(resolve_device(device))
 
+
+def _start_record(out: Path, manifest: Path, rows: list[dict[str, str]], params: FeatureParams,
+                  seg: SegmentParams, dtype: str, overwrite: bool) -> dict[str, Any]:
+    """params.json for this run, saved before any work: the conditions of an earlier run with the same
+    settings are kept; other settings are refused, or (``overwrite``) their files removed."""
     record = params_record(params, seg, dtype)
     existing = load_params(out)
     kept: dict[str, Any] = {}
@@ -285,13 +347,14 @@ def _extract_features_locked(
     record["class_names"] = list(ordered_classes(r["class"] for r in rows))
     out.mkdir(parents=True, exist_ok=True)
     save_params(out, record)
+    return record
 
-    shape = feature_shape(params, seg)
-    summary = ExtractSummary(out=out, kind=kind, shape=shape, device=dev)
-    log(f"{kind} features -> {out}: {shape[0]} x {shape[1]} per {seg.segment_s:g} s segment "
-        f"(hop {seg.hop_s:g} s, {dtype}, device {dev}, {workers} worker(s))")
-    log(f"parameters: {json.dumps(record['params'])}")
 
+def _conditions_to_compute(run: _Run, groups: dict[str, list[dict[str, str]]], overwrite: bool,
+                           summary: ExtractSummary,
+                           log: Callable[[str], None]) -> list[tuple[str, list[dict[str, str]], str]]:
+    """(condition, rows, fingerprint) of every condition not complete yet; complete ones go to ``summary``."""
+    out, record = run.out, run.record
     todo = []
     for cond, crows in groups.items():
         fp = rows_fingerprint(crows)
@@ -308,32 +371,26 @@ def _extract_features_locked(
             if why and why != "not extracted yet":
                 log(f"{cond}: recomputing ({why})")
             todo.append((cond, crows, fp))
+    return todo
 
-    if todo:
-        from lancet.core.workers import WorkerPool
 
-        _warm_up(params, seg)  # the caller's own caches (and, with one worker, the only ones)
-        mode = "features" if dev == "cpu" else "audio"
-        gpu = None
-        # one pool for every condition (lancet.core.workers: forkserver, never fork); the fork server imports
-        # librosa and friends once, so each worker starts warm
-        with WorkerPool(workers, _init_worker, (params, seg, dtype, mode, workers > 1), preload=WORKER_PRELOAD) as pool:
-            if dev != "cpu":
-                gpu = TorchFeatures(params, seg.sample_rate, "cpu" if dev == "torch-cpu" else dev)
-            for cond, crows, fp in todo:
-                result = _extract_condition(out, cond, crows, fp, params, seg, dtype, record, pool, workers,
-                                            gpu, batch_size, progress)
-                summary.conditions.append(result)
-                log(_describe(result))
-
-    order = {c: i for i, c in enumerate(groups)}
-    summary.conditions.sort(key=lambda r: order[r.condition])
-    totals = summary.skipped
-    n_done = sum(c.status == "computed" for c in summary.conditions)
-    log(f"done: {n_done} condition(s) computed, {len(summary.conditions) - n_done} already complete; "
-        f"{summary.n_segments} segments in {out}; skipped utterances: "
-        + (", ".join(f"{v} {k}" for k, v in sorted(totals.items())) if totals else "none"))
-    return summary
+def _compute_conditions(run: _Run, todo: list[tuple[str, list[dict[str, str]], str]], summary: ExtractSummary,
+                        log: Callable[[str], None]) -> None:
+    """Extract every condition of ``todo`` on one worker pool (and, off the CPU, one torch device)."""
+    params, seg, dev = run.params, run.seg, run.device
+    _warm_up(params, seg)  # the caller's own caches (and, with one worker, the only ones)
+    mode = "features" if dev == "cpu" else "audio"
+    gpu = None
+    # one pool for every condition (lancet.core.workers: forkserver, never fork); the fork server imports
+    # librosa and friends once, so each worker starts warm
+    with WorkerPool(run.workers, _init_worker, (params, seg, run.dtype, mode, run.workers > 1),
+                    preload=WORKER_PRELOAD) as pool:
+        if dev != "cpu":
+            gpu = TorchFeatures(params, seg.sample_rate, "cpu" if dev == "torch-cpu" else dev)
+        for cond, crows, fp in todo:
+            result = _extract_condition(run, cond, crows, fp, pool, gpu)
+            summary.conditions.append(result)
+            log(_describe(result))
 
 
 def _warm_up(params: FeatureParams, seg: SegmentParams) -> None:
@@ -392,69 +449,90 @@ class _DeviceBatches:
             self.in_flight = None
 
 
-def _extract_condition(out: Path, cond: str, crows: list[dict[str, str]], fingerprint: str,
-                       params: FeatureParams, seg: SegmentParams, dtype: str, record: dict[str, Any],
-                       pool, workers: int, gpu: TorchFeatures | None, batch_size: int,
-                       progress: bool) -> ConditionResult:
-    from tqdm import tqdm
-
+def _extract_condition(run: _Run, cond: str, crows: list[dict[str, str]], fingerprint: str, pool: WorkerPool,
+                       gpu: TorchFeatures | None) -> ConditionResult:
+    """One condition: its array (renamed into place only when complete), its index, its params.json entry."""
+    out, params, seg, dtype, record = run.out, run.params, run.seg, run.dtype, run.record
     t0 = time.perf_counter()
     # forget the old entry first: a crash below must never leave a stale "complete" record
     if record["conditions"].pop(cond, None) is not None:
         save_params(out, record)
-    F, T = feature_shape(params, seg)
-    sr = seg.sample_rate
     paths = [r["path"] for r in crows]
-    results = pool.imap(_work, paths, chunksize=max(1, min(16, len(paths) // (workers * 8))), progress=False,
+    results = pool.imap(_work, paths, chunksize=max(1, min(16, len(paths) // (run.workers * 8))), progress=False,
                         describe=str)
-
-    index: list[dict[str, Any]] = []
-    skipped: Counter = Counter()
-    skipped_list: list[dict[str, str]] = []
-    short = 0
-
     with atomic_path(condition_file(out, cond, ".npy"), ".npy") as tmp:
-        writer = NpyStreamWriter(tmp, (F, T), dtype)
+        writer = NpyStreamWriter(tmp, feature_shape(params, seg), dtype)
         try:
-            batches = None if gpu is None else _DeviceBatches(gpu, batch_size, seg.segment_samples, dtype, writer.append)
-            bar = tqdm(total=len(paths), desc=f"{params.kind} {cond}", unit="utt", disable=not progress, leave=False)
+            stream = _ConditionStream(writer, cond, params, seg, dtype, gpu, run.batch_size)
+            bar = tqdm(total=len(paths), desc=f"{params.kind} {cond}", unit="utt", disable=not run.progress,
+                       leave=False)
             for row, res in zip(crows, results):
                 bar.update(1)
-                if res[0] == "skip":
-                    skipped[res[1]] += 1
-                    if len(skipped_list) < 1000:
-                        skipped_list.append({"id": row["id"], "reason": res[2]})
-                    continue
-                if res[0] == "short":
-                    short += 1
-                    continue
-                _, arr, starts, real = res
-                if batches is None:
-                    writer.append(arr)
-                else:
-                    batches.add(arr, starts, real)
-                for start, n_real in zip(starts, real):
-                    index.append({
-                        "row": len(index), "id": row["id"], "condition": cond, "session": row["session"],
-                        "speaker": row["speaker"], "gender": row["gender"], "improvised": row["improvised"],
-                        "label": row.get("label", ""), "class": row["class"], "start_s": round(start / sr, 6),
-                        "valid_frames": valid_frames(params, n_real, T),
-                    })
-            if batches is not None:
-                batches.finish()
+                stream.take(row, res)
+            stream.flush()
             bar.close()
-            if writer.count != len(index):  # pragma: no cover - internal consistency
-                raise RuntimeError(f"{cond}: wrote {writer.count} segments but indexed {len(index)}")
-            writer.close()
-            checksum = file_checksum(tmp)  # read back once (from the page cache), recorded with the data
+            checksum = stream.close()
         except BaseException:
             writer.abort()
             raise
-    save_csv(condition_file(out, cond, ".csv"), index, INDEX_COLUMNS)
-    result = ConditionResult(cond, "computed", len(crows), len(index), dict(skipped), short, time.perf_counter() - t0)
+    save_csv(condition_file(out, cond, ".csv"), stream.index, INDEX_COLUMNS)
+    n_segments, short = len(stream.index), stream.short
+    result = ConditionResult(cond, "computed", len(crows), n_segments, dict(stream.skipped), short,
+                             time.perf_counter() - t0)
     record["conditions"][cond] = {
-        "n_utterances": len(crows), "n_segments": len(index), "fingerprint": fingerprint,
-        "skipped_counts": dict(skipped), "short_dropped": short, "skipped": skipped_list, "checksum": checksum,
+        "n_utterances": len(crows), "n_segments": n_segments, "fingerprint": fingerprint,
+        "skipped_counts": dict(stream.skipped), "short_dropped": short, "skipped": stream.skipped_list,
+        "checksum": checksum,
     }
     save_params(out, record)
     return result
+
+
+class _ConditionStream:
+    """The workers' results for one condition, in manifest order, into its ``.npy`` (directly, or through
+    device batches on the torch path) and its index rows; skipped and too-short utterances are counted."""
+
+    def __init__(self, writer: NpyStreamWriter, cond: str, params: FeatureParams, seg: SegmentParams, dtype: str,
+                 gpu: TorchFeatures | None, batch_size: int) -> None:
+        self.writer, self.cond, self.params, self.sr = writer, cond, params, seg.sample_rate
+        self.n_frames = writer.frame_shape[1]
+        self.batches = None if gpu is None else _DeviceBatches(gpu, batch_size, seg.segment_samples, dtype, writer.append)
+        self.index: list[dict[str, Any]] = []
+        self.skipped: Counter = Counter()
+        self.skipped_list: list[dict[str, str]] = []
+        self.short = 0
+
+    def take(self, row: dict[str, str], res: tuple) -> None:
+        """One utterance's :func:`_work` result."""
+        if res[0] == "skip":
+            self.skipped[res[1]] += 1
+            if len(self.skipped_list) < 1000:
+                self.skipped_list.append({"id": row["id"], "reason": res[2]})
+            return
+        if res[0] == "short":
+            self.short += 1
+            return
+        _, arr, starts, real = res
+        if self.batches is None:
+            self.writer.append(arr)
+        else:
+            self.batches.add(arr, starts, real)
+        for start, n_real in zip(starts, real):
+            self.index.append({
+                "row": len(self.index), "id": row["id"], "condition": self.cond, "session": row["session"],
+                "speaker": row["speaker"], "gender": row["gender"], "improvised": row["improvised"],
+                "label": row.get("label", ""), "class": row["class"], "start_s": round(start / self.sr, 6),
+                "valid_frames": valid_frames(self.params, n_real, self.n_frames),
+            })
+
+    def flush(self) -> None:
+        """Write the segments still on their way through the device."""
+        if self.batches is not None:
+            self.batches.finish()
+
+    def close(self) -> str:
+        """Fix the array's header once every segment is written; the checksum of the complete file."""
+        if self.writer.count != len(self.index):  # pragma: no cover - internal consistency
+            raise RuntimeError(f"{self.cond}: wrote {self.writer.count} segments but indexed {len(self.index)}")
+        self.writer.close()
+        return file_checksum(self.writer.path)  # read back once (from the page cache), recorded with the data

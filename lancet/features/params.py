@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from lancet.core.audio import SAMPLE_RATE
 from lancet.core.errors import LancetError
@@ -138,15 +138,78 @@ class SegmentParams:
         return int(round(self.tail_min_s * self.sample_rate))
 
 
-KINDS: dict[str, type] = {"mel": MelParams, "mfcc": MfccParams, "spectrogram": SpectrogramParams}
 FeatureParams = MelParams | MfccParams | SpectrogramParams
+
+
+@dataclass(frozen=True)
+class FeatureKind:
+    """One feature kind of :data:`KINDS`: its settings and the script that extracts it.
+
+    Its name is the parameter dataclass's ``kind``, the word every params.json records, so it is written
+    once. Everything that enumerates the kinds (the scripts' flags, ``--features`` choices, the command
+    that rebuilds a store, the published shapes the models are sized for) reads these entries.
+
+    Example:
+        >>> KINDS["mfcc"].name, KINDS["mfcc"].shape, KINDS["mfcc"].script
+        ('mfcc', (26, 63), 'extract_features_iemocap_mfcc.py')
+    """
+
+    params: type  # frozen dataclass of the kind's settings: defaults = the published code, fields = the flags
+    script: str  # the script in feature_extraction/ that (re)builds a store of this kind
+    description: str  # one line for help texts
+
+    @property
+    def name(self) -> str:
+        return self.params.kind
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(F, T) of one segment with the default parameters and segmenting (2 s at 16 kHz)."""
+        return feature_shape(self.params(), SegmentParams())
+
+
+#: The feature kinds by name; a kind is one entry here plus its parameter dataclass and compute code.
+KINDS: dict[str, FeatureKind] = {k.name: k for k in (
+    FeatureKind(MelParams, "extract_features_iemocap_mel_spectrogram.py", "log10 Mel spectrogram (librosa)"),
+    FeatureKind(MfccParams, "extract_features_iemocap_mfcc.py", "MFCC as librosa.feature.mfcc"),
+    FeatureKind(SpectrogramParams, "extract_features_iemocap_spectrogram.py",
+                "log power spectrogram as the published python_speech_features code"),
+)}
+#: The kind a store without one (or an API call without ``kind``) stands for.
+DEFAULT_KIND = "mel"
+
+
+class _DefaultShapes(Mapping[str, tuple[int, int]]):
+    """(F, T) per kind, read from :data:`KINDS` at every lookup, so a kind registered later is seen.
+
+    Example:
+        >>> dict(FEATURE_SHAPES)
+        {'mel': (128, 201), 'mfcc': (26, 63), 'spectrogram': (400, 197)}
+    """
+
+    def __getitem__(self, kind: str) -> tuple[int, int]:
+        return KINDS[kind].shape
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(KINDS)
+
+    def __len__(self) -> int:
+        return len(KINDS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+#: (n_freq, n_frames) of one 2 s segment of every kind with its default (published) parameters: the
+#: input a model's registry entry names by its kind (lancet.models cannot import this layer).
+FEATURE_SHAPES: Mapping[str, tuple[int, int]] = _DefaultShapes()
 
 
 def make_params(kind: str, **overrides: Any) -> FeatureParams:
     """Build the parameter dataclass of ``kind`` with some fields overridden."""
     if kind not in KINDS:
         raise LancetError(f"unknown feature kind {kind!r}; choose one of {', '.join(KINDS)}")
-    cls = KINDS[kind]
+    cls = KINDS[kind].params
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(overrides) - names
     if unknown:

@@ -32,6 +32,7 @@ from lancet.core.atomic import file_checksum, read_csv, save_json
 from lancet.core.conditions import condition_sort_key
 from lancet.core.errors import LancetError
 from lancet.core.paths import inside, safe_component
+from lancet.features.params import DEFAULT_KIND, KINDS, SegmentParams
 
 PARAMS_FILE = "params.json"
 INDEX_COLUMNS = ("row", "id", "condition", "session", "speaker", "gender", "improvised", "label", "class", "start_s",
@@ -115,16 +116,12 @@ _VERIFIED: dict[tuple, str] = {}  # (path, device, inode, size, mtime_ns, ctime_
 _WARNED: set[str] = set()
 
 
-_SCRIPTS = {"mel": "extract_features_iemocap_mel_spectrogram.py", "mfcc": "extract_features_iemocap_mfcc.py",
-            "spectrogram": "extract_features_iemocap_spectrogram.py"}
 
 
 def rebuild_command(folder: str | os.PathLike, record: dict[str, Any], condition: str) -> str:
     """The command that recomputes ``condition`` of the store in ``folder`` with the recorded settings."""
-    from lancet.features.params import KINDS, SegmentParams
-
-    kind = record.get("kind", "mel")
-    args = [f"python feature_extraction/{_SCRIPTS.get(kind, _SCRIPTS['mel'])}"]
+    kind = record.get("kind", DEFAULT_KIND)
+    args = [f"python feature_extraction/{KINDS.get(kind, KINDS[DEFAULT_KIND]).script}"]
     if record.get("manifest"):
         args.append(f"--manifest {record['manifest']}")
     args += [f"--out {folder}", f"--conditions {condition}"]
@@ -136,7 +133,7 @@ def rebuild_command(folder: str | os.PathLike, record: dict[str, Any], condition
     if record.get("dtype", "float32") != "float32":
         args.append(f"--dtype {record['dtype']}")
     if kind in KINDS:
-        defaults = KINDS[kind]()
+        defaults = KINDS[kind].params()
         for name, value in record.get("params", {}).items():
             if hasattr(defaults, name) and getattr(defaults, name) != value:
                 args.append(f"--{name.replace('_', '-')} {value}")

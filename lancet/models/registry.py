@@ -1,9 +1,15 @@
-"""Model registry: ``MODELS`` by name and ``build_model``; published feature shapes."""
+"""The model registry: one :class:`ModelEntry` per model in ``MODELS``, and ``build_model``.
+
+Adding a model is one new file (its ``nn.Module``) plus one line in ``_ENTRIES``; the command line
+(``--models``, ``--model-options`` from the constructor's keyword arguments), training, checkpoints,
+reports and ``predict.py`` enumerate ``MODELS`` and read entries when they are called, never names.
+"""
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
 from torch import nn
 
@@ -12,10 +18,46 @@ from lancet.models.glam import GLAM
 from lancet.models.lancet import LANCET
 from lancet.models.tcnet import TCNet
 
-MODELS: dict[str, type[nn.Module]] = {"LANCET": LANCET, "GLAM": GLAM, "TCNet": TCNet}
+#: Constructor arguments every model takes; the others are its options (``--model-options``).
+SIZE_ARGUMENTS = ("n_classes", "n_freq", "n_frames")
 
-#: (n_freq, n_frames) of one 2 s segment for each feature kind (see docs/PIPELINE.md, step 4).
-FEATURE_SHAPES: dict[str, tuple[int, int]] = {"mel": (128, 201), "mfcc": (26, 63), "spectrogram": (400, 197)}
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model: how to build it and what it was published with.
+
+    ``factory(n_classes, n_freq, n_frames, **options)`` returns an ``nn.Module`` whose
+    ``forward(x, lengths=None)`` maps (batch, 1, n_freq, time) to logits (batch, n_classes); its keyword
+    arguments beyond the sizes are the model's options, with their defaults.
+
+    Example:
+        >>> MODELS["TCNet"].input_kind, MODELS["TCNet"].published_parameters
+        ('mfcc', 25778)
+    """
+
+    name: str
+    factory: Callable[..., nn.Module]
+    #: the feature kind of its published input; the shape is looked up in lancet.features by whoever needs
+    #: both (this layer does not import features)
+    input_kind: str
+    #: where it comes from, one line (the ``--models`` help lists it; docs/MODELS.md has the details)
+    paper: str
+    #: trainable parameters on that input with 4 classes, as published for the original code (None: none
+    #: published); the tests hold every entry to it
+    published_parameters: int | None = None
+    #: options a checkpoint of the first format implies where it does not record them: defaults that changed
+    #: after such checkpoints were written
+    old_checkpoint_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+_ENTRIES = (
+    ModelEntry("LANCET", LANCET, "mel", "Terraf & Iraqi, EUSIPCO 2025", 292_134,
+               old_checkpoint_options={"attention_padding": "same"}),
+    ModelEntry("GLAM", GLAM, "mfcc", "Zhu & Li, ICASSP 2022", 940_283),
+    ModelEntry("TCNet", TCNet, "mfcc", "Ishaq, Khan & Kwon, CSSE 2023", 25_778),
+)
+#: The models by name, in the order runs train them and tables list them.
+MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in _ENTRIES}
 
 
 def build_model(name: str, n_classes: int = 4, n_freq: int | None = None, n_frames: int | None = None,
@@ -27,7 +69,6 @@ def build_model(name: str, n_classes: int = 4, n_freq: int | None = None, n_fram
     """
     if name not in MODELS:
         raise LancetError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
-    cls = MODELS[name]
     allowed = list(model_option_defaults(name))
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -37,13 +78,13 @@ def build_model(name: str, n_classes: int = 4, n_freq: int | None = None, n_fram
         sizes["n_freq"] = n_freq
     if n_frames is not None:
         sizes["n_frames"] = n_frames
-    return cls(**sizes, **options)
+    return MODELS[name].factory(**sizes, **options)
 
 
 def model_option_defaults(name: str) -> dict[str, Any]:
     """The options of model ``name`` (keyword arguments of its constructor beyond the sizes) and their defaults."""
-    params = inspect.signature(MODELS[name].__init__).parameters
-    return {p: v.default for p, v in params.items() if p not in ("self", "n_classes", "n_freq", "n_frames")
+    params = inspect.signature(MODELS[name].factory).parameters
+    return {p: v.default for p, v in params.items() if p not in SIZE_ARGUMENTS
             and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
 
 

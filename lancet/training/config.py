@@ -88,14 +88,15 @@ PROBABILITY = Range(0, 1)
 Choices = tuple | Callable[[], tuple]
 
 
-def opt(default: Any, help: str, group: str, choices: Choices | None = None, *, valid: Range | None = None,
-        identity: bool = True, loop: bool = False) -> Any:
+def opt(default: Any, help: str | Callable[[], str], group: str, choices: Choices | None = None, *,
+        valid: Range | None = None, identity: bool = True, loop: bool = False) -> Any:
     """A :class:`TrainConfig` field: its default plus the command-line help, group, choices or range.
 
-    ``choices``: a tuple, or a function returning one when they come from a registry that may grow after
-    this module is imported (a noise type or feature kind added by an extension). ``identity``: a rerun into
-    the same run folder must use the same value (it changes what is computed); settings of where and how a
-    run goes (group ``run``) never are. ``loop``: the training loop reads it.
+    ``choices`` (and ``help``, where it lists them): a tuple (a text), or a function returning one when
+    they come from a registry that may grow after this module is imported (a noise type, feature kind or
+    model added by an extension). ``identity``: a rerun into the same run folder must use the same value
+    (it changes what is computed); settings of where and how a run goes (group ``run``) never are.
+    ``loop``: the training loop reads it.
     """
     meta = {"help": help, "group": group, "identity": identity and group != "run", "loop": loop}
     if choices is not None:
@@ -130,8 +131,8 @@ class TrainConfig:
                                         "<kind>/ store (same features and class map); reported as its own table", "data",
                                         identity=False)
     # --- the recipe (published LANCET trainer)
-    models: tuple[str, ...] = opt(DEFAULT_MODELS, f"models to train (any of {' '.join(MODELS)})", "recipe",
-                                  identity=False)
+    models: tuple[str, ...] = opt(DEFAULT_MODELS, lambda: "models to train, any of: " + ", ".join(
+                                  f"{m.name} ({m.paper})" for m in MODELS.values()), "recipe", identity=False)
     model_options: dict[str, Any] = opt({}, "model options as KEY=VALUE (all models) or MODEL.KEY=VALUE, "
                                         "e.g. TCNet.residual=false", "recipe")
     seeds: tuple[int, ...] = opt((DEFAULT_SEED,), "seeds; results are mean ± std over them", "recipe", identity=False)
@@ -360,7 +361,8 @@ def build_parser(defaults: Mapping[str, Any] | None = None,
         default = defaults.get(f.name, _default(f))
         flag = flag_of(f.name)
         kind, is_tuple, _ = _flag_type(hints[f.name])
-        kw: dict[str, Any] = {"dest": f.name, "help": meta.get("help", "")}
+        help_text = meta.get("help", "")
+        kw: dict[str, Any] = {"dest": f.name, "help": help_text() if callable(help_text) else help_text}
         if kind is bool:
             if default:
                 flag = "--no-" + f.name.replace("_", "-")

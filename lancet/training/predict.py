@@ -21,7 +21,7 @@ from lancet.core.errors import LancetError
 from lancet.features.compute import compute_features
 from lancet.features.params import params_from_record
 from lancet.features.segment import segment_audio, valid_frames
-from lancet.models import build_model
+from lancet.models import MODELS, build_model
 
 from .evaluate import pool_utterances, to_model_input
 from .checkpoint import load_checkpoint
@@ -32,7 +32,7 @@ from .feature_norm import normalise_utterance
 SILENCE_DBFS = -60.0
 #: Clips shorter than this hold too little speech for an emotion label.
 MIN_CLIP_S = 0.5
-#: Checkpoints of this format were written when LANCET's attention used 'same' padding.
+#: Checkpoints of this format were written before some models' defaults changed (their ``old_checkpoint_options``).
 OLD_FORMAT = "lancet-checkpoint-1"
 
 
@@ -59,8 +59,10 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str
     if missing:
         raise LancetError(f"{checkpoint}: not a LANCET best checkpoint (missing {', '.join(missing)})")
     options = dict(ckpt.get("model_options", {}))
-    if ckpt["model_name"] == "LANCET" and ckpt.get("format", OLD_FORMAT) == OLD_FORMAT:
-        options.setdefault("attention_padding", "same")  # trained before the published attention was the default
+    entry = MODELS.get(ckpt["model_name"])
+    if entry is not None and ckpt.get("format", OLD_FORMAT) == OLD_FORMAT:
+        for key, value in entry.old_checkpoint_options.items():  # defaults that changed since it was trained
+            options.setdefault(key, value)
     model = build_model(ckpt["model_name"], len(ckpt["class_names"]), ckpt["n_freq"], ckpt["n_frames"], **options)
     try:
         model.load_state_dict(ckpt["model_state"])
