@@ -29,7 +29,7 @@ COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speake
 DURATIONS = {"u05": 0.5, "u12": 1.2, "u20": 2.0, "u27": 2.7, "u33": 3.3, "u45": 4.5}
 # segments with the default rule (2 s, hop 1 s, pad short, end-aligned tail when > 0.5 s uncovered)
 EXPECTED_STARTS = {"u05": [0.0], "u12": [0.0], "u20": [0.0], "u27": [0.0, 0.7], "u33": [0.0, 1.0], "u45": [0.0, 1.0, 2.0]}
-SHAPES = {"mel": (128, 201), "mfcc": (26, 63), "spectrogram": (400, 197)}
+SHAPES = {"mel": (128, 201), "mfcc": (26, 63), "spectrogram": (400, 197), "pcen": (128, 201)}
 # float32 FFTs (scipy vs numpy pocketfft, torch) differ by ~1e-7 of a frame's energy, which is a
 # large *relative* error only for bins near the floor; so log features are compared as powers.
 TOL = {"mel": 1e-3, "mfcc": 5e-3, "spectrogram": 5e-3}

@@ -14,8 +14,9 @@ import functools
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 
-from lancet.features.params import FeatureParams, MelParams, MfccParams, SpectrogramParams
+from lancet.features.params import FeatureParams, MelParams, MfccParams, PcenParams, SpectrogramParams
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -62,11 +63,22 @@ def _stft_centred(x: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np
     return spec.transpose(0, 2, 1)
 
 
-def _mel_power(x: np.ndarray, p: MelParams | MfccParams, sr: int) -> np.ndarray:
+def _mel_power(x: np.ndarray, p: MelParams | MfccParams | PcenParams, sr: int) -> np.ndarray:
     window = fft_window(p.window, p.win_length, p.n_fft)
     power = _power(_stft_centred(x, p.n_fft, p.hop_length, window), p.power)
     basis = mel_basis(sr, p.n_fft, p.n_mels, p.fmin, p.fmax)
     return np.matmul(basis, power)  # (n, n_mels, T)
+
+
+def pcen(mel: np.ndarray, p: PcenParams, sr: int) -> np.ndarray:
+    """Per-channel energy normalisation of Mel magnitudes (n, F, T) along time, as librosa.pcen computes it:
+    the smoother ``M_t = b E_t + (1 - b) M_{t-1}`` starts from its steady state for a unit input (M_{-1} = 1),
+    then ``bias**r * expm1(r * log1p(E * (eps + M)**-gain / bias))`` (in logs, so no overflow)."""
+    E = mel.astype(np.float64) * p.scale
+    b = p.smoothing(sr)
+    M, _ = scipy.signal.lfilter([b], [1.0, b - 1.0], E, axis=-1, zi=np.full(E.shape[:-1] + (1,), 1.0 - b))
+    smooth = np.exp(-p.gain * (np.log(p.eps) + np.log1p(M / p.eps)))
+    return p.bias ** p.root * np.expm1(p.root * np.log1p(E * smooth / p.bias))
 
 
 def _psf_frames(x: np.ndarray, p: SpectrogramParams) -> np.ndarray:
@@ -95,6 +107,8 @@ def compute_features(segments: np.ndarray, params: FeatureParams, sr: int = 1600
             db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - params.top_db)
         out = scipy.fft.dct(db, type=2, norm="ortho", axis=-2)[:, : params.n_mfcc, :]
         return out.astype(np.float32, copy=False)
+    if isinstance(params, PcenParams):
+        return pcen(_mel_power(x, params, sr), params, sr).astype(np.float32)
     if isinstance(params, SpectrogramParams):
         frames = _psf_frames(x, params)
         # zero-pad into a contiguous buffer ourselves: scipy's FFT is ~2x faster on it than with n=
@@ -149,7 +163,7 @@ class TorchFeatures:
         self.device = torch.device(device)
         self.dtype = getattr(torch, precision)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.dtype)  # noqa: E731
-        if isinstance(params, (MelParams, MfccParams)):
+        if isinstance(params, (MelParams, MfccParams, PcenParams)):
             self.window = t(fft_window(params.window, params.win_length, params.n_fft, precision))
             self.basis = t(mel_basis(sr, params.n_fft, params.n_mels, params.fmin, params.fmax))  # librosa's float32 values
             if isinstance(params, MfccParams):
@@ -193,6 +207,8 @@ class TorchFeatures:
             if p.top_db:
                 db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - p.top_db)
             return self._matmul(self.dct, db)
+        if isinstance(p, PcenParams):
+            return self._pcen(self._mel_power(x))
         n_frames = p.frames(x.shape[-1])
         needed = (n_frames - 1) * p.hop_length + p.win_length
         if needed > x.shape[-1]:
@@ -204,6 +220,19 @@ class TorchFeatures:
         if p.ref == "max":
             db = db - db.amax(dim=(1, 2), keepdim=True)
         return db[:, :, : p.n_bins].transpose(1, 2)
+
+    def _pcen(self, mel):
+        """:func:`pcen` on the device: the smoother as a loop over frames (a few hundred small steps)."""
+        torch, p = self.torch, self.params
+        E = mel * p.scale
+        b = p.smoothing(self.sr)
+        M = torch.empty_like(E)
+        state = torch.ones_like(E[..., 0])
+        for k in range(E.shape[-1]):
+            state = b * E[..., k] + (1.0 - b) * state
+            M[..., k] = state
+        smooth = torch.exp(-p.gain * (np.log(p.eps) + torch.log1p(M / p.eps)))
+        return p.bias ** p.root * torch.expm1(p.root * torch.log1p(E * smooth / p.bias))
 
     def submit(self, segments, out_dtype: str = "float32") -> "PendingFeatures":
         """Queue the features of ``segments`` (n, L), numpy or a CPU tensor (a pinned one is copied to the
@@ -254,6 +283,15 @@ def librosa_reference(segment: np.ndarray, params: FeatureParams, sr: int = 1600
     import librosa
 
     y = np.asarray(segment, dtype=np.float32)
+    if isinstance(params, PcenParams):
+        S = librosa.feature.melspectrogram(
+            y=y, sr=sr, n_fft=params.n_fft, hop_length=params.hop_length, win_length=params.win_length,
+            window=params.window, n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax or None,
+            power=params.power,
+        )
+        return librosa.pcen(S * params.scale, sr=sr, hop_length=params.hop_length, gain=params.gain,
+                            bias=params.bias, power=params.root, time_constant=params.time_constant,
+                            eps=params.eps).astype(np.float32)
     if isinstance(params, (MelParams, MfccParams)):
         S = librosa.feature.melspectrogram(
             y=y, sr=sr, n_fft=params.n_fft, hop_length=params.hop_length, win_length=params.win_length,

@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
+import scipy.signal
+
 from lancet.core.audio import SAMPLE_RATE
 from lancet.core.errors import LancetError
 from lancet.core.checks import check_number
@@ -116,6 +118,55 @@ class SpectrogramParams:
 
 
 @dataclass(frozen=True)
+class PcenParams:
+    """Mel bands compressed by per-channel energy normalisation instead of a logarithm (librosa.pcen).
+
+    PCEN (Wang et al., ICASSP 2017; Lostanlen et al., IEEE SPL 2019) divides each band by a smoothed
+    version of itself (an IIR low-pass of ``time_constant`` seconds) raised to ``gain``, then compresses
+    with a root (``power``) around ``bias``: slow changes of level (a stationary noise floor, the
+    microphone gain) are taken out where a log only shifts them. Mel magnitudes of 16 kHz audio in
+    [-1, 1] are scaled by ``scale`` (2**31, as librosa advises) before it, and the smoother starts from
+    its steady state for a unit input, as librosa's does, in every segment independently.
+    """
+
+    n_fft: int = _f(400, "FFT size in samples")
+    hop_length: int = _f(160, "hop between frames in samples")
+    win_length: int = _f(400, "window length in samples (<= n_fft)")
+    window: str = _f("hann", "window name (scipy.signal.get_window)")
+    n_mels: int = _f(128, "number of Mel bands")
+    fmin: float = _f(0.0, "lowest Mel frequency (Hz)")
+    fmax: float = _f(0.0, "highest Mel frequency (Hz); 0 means sample_rate / 2")
+    power: float = _f(1.0, "exponent of the magnitude spectrogram before PCEN (1: magnitude)")
+    scale: float = _f(2.0 ** 31, "factor on the Mel magnitudes before PCEN (audio in [-1, 1] to integer range)")
+    time_constant: float = _f(0.4, "PCEN smoother's time constant in seconds")
+    gain: float = _f(0.98, "PCEN gain (alpha): how far the smoothed level is divided out")
+    bias: float = _f(2.0, "PCEN bias (delta)")
+    root: float = _f(0.5, "PCEN root compression (r)")
+    eps: float = _f(1e-6, "PCEN floor of the smoothed level")
+
+    kind = "pcen"
+
+    def frames(self, n_samples: int) -> int:
+        return 1 + n_samples // self.hop_length
+
+    def n_features(self) -> int:
+        return self.n_mels
+
+    def frame_centre(self, t: int) -> float:
+        return t * self.hop_length
+
+    def smoothing(self, sr: int) -> float:
+        """The smoother's coefficient b, from the time constant as librosa.pcen computes it.
+
+        Example:
+            >>> round(PcenParams().smoothing(16000), 5)
+            0.02469
+        """
+        t_frames = self.time_constant * sr / float(self.hop_length)
+        return (math.sqrt(1 + 4 * t_frames ** 2) - 1) / (2 * t_frames ** 2)
+
+
+@dataclass(frozen=True)
 class SegmentParams:
     """How an utterance is cut into fixed-length segments (see lancet.features.segment)."""
 
@@ -138,7 +189,7 @@ class SegmentParams:
         return int(round(self.tail_min_s * self.sample_rate))
 
 
-FeatureParams = MelParams | MfccParams | SpectrogramParams
+FeatureParams = MelParams | MfccParams | SpectrogramParams | PcenParams
 
 
 @dataclass(frozen=True)
@@ -174,6 +225,7 @@ KINDS: dict[str, FeatureKind] = {k.name: k for k in (
     FeatureKind(MfccParams, "extract_features_iemocap_mfcc.py", "MFCC as librosa.feature.mfcc"),
     FeatureKind(SpectrogramParams, "extract_features_iemocap_spectrogram.py",
                 "log power spectrogram as the published python_speech_features code"),
+    FeatureKind(PcenParams, "extract_features_iemocap_pcen.py", "Mel bands with per-channel energy normalisation"),
 )}
 #: The kind a store without one (or an API call without ``kind``) stands for.
 DEFAULT_KIND = "mel"
@@ -184,7 +236,7 @@ class _DefaultShapes(Mapping[str, tuple[int, int]]):
 
     Example:
         >>> dict(FEATURE_SHAPES)
-        {'mel': (128, 201), 'mfcc': (26, 63), 'spectrogram': (400, 197)}
+        {'mel': (128, 201), 'mfcc': (26, 63), 'spectrogram': (400, 197), 'pcen': (128, 201)}
     """
 
     def __getitem__(self, kind: str) -> tuple[int, int]:
@@ -229,13 +281,22 @@ def validate_params(params: FeatureParams) -> None:
     for name in ("n_mels", "n_mfcc", "n_bins"):
         if hasattr(params, name):
             check_number(f"--{name.replace('_', '-')}", getattr(params, name), minimum=1, integer=True)
-    for name in ("power", "log_floor", "floor"):
+    for name in ("power", "log_floor", "floor", "scale", "time_constant", "root", "eps"):
         if hasattr(params, name):
             check_number(f"--{name.replace('_', '-')}", getattr(params, name), above=0)
     fmax = getattr(params, "fmax", 0.0)
     if fmax and not getattr(params, "fmin", 0.0) < fmax <= SAMPLE_RATE / 2:
         raise LancetError(f"--fmax: must lie above --fmin and at most {SAMPLE_RATE / 2:g} Hz (0: sample_rate / 2), "
                           f"got {fmax:g}")
+    fmin = getattr(params, "fmin", 0.0)
+    if fmin >= (fmax or SAMPLE_RATE / 2):  # no Mel band left: every feature would be the floor
+        raise LancetError(f"--fmin {fmin:g}: must lie below {'--fmax' if fmax else 'the Nyquist frequency'} "
+                          f"({fmax or SAMPLE_RATE / 2:g} Hz at {SAMPLE_RATE} Hz)")
+    try:
+        scipy.signal.get_window(params.window, 16)
+    except (ValueError, TypeError):
+        raise LancetError(f"--window {params.window!r}: not a window scipy.signal.get_window knows "
+                          f"(e.g. hann, hamming, blackman, boxcar)") from None
     if params.hop_length <= 0 or params.n_fft <= 0 or params.win_length <= 0:
         raise LancetError(f"{kind}: n_fft, hop_length and win_length must be positive")
     if params.win_length > params.n_fft:
