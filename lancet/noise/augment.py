@@ -73,7 +73,7 @@ class AugmentConfig:
 
     out: Path
     snrs: Sequence[float] = DEFAULT_SNRS
-    noise_types: Sequence[str] = NOISE_TYPES
+    noise_types: Sequence[str] = field(default_factory=lambda: tuple(NOISE_TYPES))  # every registered type, now
     noise_dir: Path | None = None
     shared_noise_dir: Path | None = SHARED_NOISE_DIR
     babble_speakers: int = babble_mod.DEFAULT_TALKERS
@@ -391,17 +391,19 @@ def _augment_locked(utterances: Sequence[Utterance], config: AugmentConfig, log=
         by_speaker.setdefault(u.speaker, []).append(i)
     if config.babble_pool not in babble_mod.BABBLE_POOLS:
         raise LancetError(f"--babble-pool {config.babble_pool!r}: choose one of {', '.join(babble_mod.BABBLE_POOLS)}")
-    if "babble" in sources and sources["babble"].kind == "corpus" and config.babble_pool == "session":
-        per_session: dict[str, set[str]] = {}
-        for u in utterances:
-            per_session.setdefault(str(u.session), set()).add(u.speaker)
-        alone = sorted(s for s, spk in per_session.items() if len(spk) < 2)
-        if alone:
-            raise LancetError(f"babble from the corpus: session(s) {', '.join(alone)} hold one speaker only, and "
-                              f"session babble needs another speaker of the same session (regroup the speakers, "
-                              f"or --babble-pool corpus, which lets other folds' voices into training babble)")
-    if "babble" in sources and sources["babble"].kind == "corpus" and len(by_speaker) < 2:
-        raise LancetError("babble from the corpus needs at least two speakers; give --noise-dir with babble/")
+    for nt in (nt for nt, src in sources.items() if src.kind == "corpus"):
+        if config.babble_pool == "session":
+            per_session: dict[str, set[str]] = {}
+            for u in utterances:
+                per_session.setdefault(str(u.session), set()).add(u.speaker)
+            alone = sorted(s for s, spk in per_session.items() if len(spk) < 2)
+            if alone:
+                raise LancetError(f"{nt} from the corpus: session(s) {', '.join(alone)} hold one speaker only, and "
+                                  f"session {nt} needs another speaker of the same session (regroup the speakers, "
+                                  f"or --babble-pool corpus, which lets other folds' voices into training {nt})")
+        if len(by_speaker) < 2:
+            folders = " or ".join(f"{f}/" for f in NOISE_TYPES[nt].folders) or "recordings"
+            raise LancetError(f"{nt} from the corpus needs at least two speakers; give --noise-dir with {folders}")
 
     tasks: list[Task] = []
     expected: dict[Task, list[Path]] = {}

@@ -46,7 +46,8 @@ from lancet.noise import reverb as reverb_mod
 from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, mix_at_snr
 from lancet.features import TorchFeatures, segment_audio, valid_frames
 from lancet.features.params import params_from_record
-from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, draw_noise, resolve_sources
+from lancet.noise.registry import NOISE_TYPES
+from lancet.noise.sources import SHARED_NOISE_DIR, draw_noise, resolve_sources
 from lancet.noise.pools import TRAIN, split_recordings
 
 from .config import TrainConfig, default_of
@@ -64,7 +65,7 @@ class OnlineSettings:
 
     snr_low: float = default_of("online_snr_low")
     snr_high: float = default_of("online_snr_high")
-    noise_types: Sequence[str] = default_of("online_noise_types")
+    noise_types: Sequence[str] = field(default_factory=lambda: default_of("online_noise_types"))
     reverb_prob: float = default_of("online_reverb_prob")
     clean_prob: float = default_of("online_clean_prob")
     noise_dir: str | None = default_of("noise_dir")
@@ -197,8 +198,9 @@ class OnlineAugmenter:
             else:
                 log(f"online {nt}: {src.description}"
                     + (" — fold training speakers only" if src.kind == "corpus" else ""))
-        if "babble" in self.sources and self.sources["babble"].kind == "corpus" and len(self.by_speaker) < 2:
-            raise LancetError("online babble from the corpus needs at least two training speakers")
+        for nt in (nt for nt, src in self.sources.items() if src.kind == "corpus"):
+            if len(self.by_speaker) < 2:
+                raise LancetError(f"online {nt} from the corpus needs at least two training speakers")
         self.rooms: list[reverb_mod.Room] = []
         if settings.reverb_prob > 0:
             if settings.rir_dir:
