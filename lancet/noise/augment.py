@@ -212,10 +212,11 @@ def _augment_locked(utterances: Sequence[Utterance], config: AugmentConfig, log=
     summary = AugmentSummary(existing=plan.outputs(plan.tasks) - plan.outputs(pending))
     if summary.existing:
         log(f"resuming: {summary.existing} file(s) already done, {len(pending)} task(s) to run")
+    # each worker's read-only state (lancet.noise.augment_worker)
     state = {"utterances": list(utterances), "out": out, "subtype": config.subtype, "seed": config.seed,
              "corpus_root": plan.root, "snrs": snrs, "sources": sources, "rooms": rooms, "by_speaker": by_speaker,
              "babble_pool": config.babble_pool, "group_of": {u.speaker: str(u.session) for u in utterances},
-             "babble_speakers": config.babble_speakers, "crossfade_s": config.crossfade_s}  # each worker's read-only state
+             "babble_speakers": config.babble_speakers, "crossfade_s": config.crossfade_s}
     _run_with_journal(pending, state, config, out / JOURNAL_NAME, known, summary)
     _write_manifest(out, known, plan, _condition_order(config.noise_types, snrs, rooms), summary)
     _copy_labels(utterances, config, [out / nt / snr_name(s) for nt in config.noise_types for s in snrs] +
@@ -263,7 +264,8 @@ def _rooms(config: AugmentConfig, log) -> dict[str, reverb_mod.Room]:
             raise LancetError(f"{config.rir_dir}: no RIR wav/flac files inside")
     else:
         log(f"reverberation: no --rir-dir given; simulating large rooms {', '.join(config.rooms)} "
-            f"with pyroomacoustics (seed {config.seed}, {config.rirs_per_room} RIR{'s' if config.rirs_per_room != 1 else ''} each)")
+            f"with pyroomacoustics (seed {config.seed}, {config.rirs_per_room} "
+            f"RIR{'s' if config.rirs_per_room != 1 else ''} each)")
         try:
             found = reverb_mod.simulated_rooms(config.rooms, config.seed, config.rirs_per_room, SAMPLE_RATE)
         except ValueError as exc:
@@ -381,7 +383,8 @@ def _count(rec: dict, known: dict[str, dict], summary: AugmentSummary, journal) 
     journal.write(json.dumps(rec) + "\n")
 
 
-def _condition_order(noise_types: Sequence[str], snrs: list[float], rooms: dict[str, reverb_mod.Room]) -> dict[str, int]:
+def _condition_order(noise_types: Sequence[str], snrs: list[float],
+                     rooms: dict[str, reverb_mod.Room]) -> dict[str, int]:
     """Manifest order of this run's conditions: noise types as asked, SNRs as asked, then the rooms."""
     order: dict[str, int] = {}
     for nt in noise_types:

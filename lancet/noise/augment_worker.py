@@ -171,7 +171,8 @@ def _noise_rows(utt: Utterance, noise_type: str, speech: np.ndarray, rng: np.ran
     except AudioError as exc:
         return _skips(utt, noise_type, levels, "unreadable noise", str(exc))
     if is_silent(noise):
-        return _skips(utt, noise_type, levels, "silent noise", f"noise segment from {noise_file} at {offset} s is silent")
+        return _skips(utt, noise_type, levels, "silent noise",
+                      f"noise segment from {noise_file} at {offset} s is silent")
     records = []
     for snr, level, path in zip(_STATE["snrs"], levels, paths):
         mixture, gain = mix_at_snr(speech, noise, snr)
