@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lancet.core.conditions import condition_sort_key, parse_condition  # noqa: E402
 from lancet.core.errors import LancetError, run_cli  # noqa: E402
+from lancet.noise.registry import NOISE_TYPES  # noqa: E402
 from lancet.training.evaluate import robustness_matrix  # noqa: E402
 from lancet.training.metrics import mean_std  # noqa: E402
 
@@ -74,7 +75,14 @@ def table(model: str, runs: dict[str, list[dict]]) -> str:
 
 TARGET_DROP = {10.0: 8.0, 0.0: 20.0}   # the issue's limits: UA at this SNR within this many points of clean
 TARGET_CLEAN_LOSS = 2.0                 # clean UA at most this many points below clean-only training
-TARGET_NOISES = ("babble", "ambient", "white")   # the noise types the targets name
+
+
+def target_noises(runs: dict[str, list[dict]]) -> list[str]:
+    """The registered noise types the runs were tested on at an SNR, in registry order (the study's: babble,
+    ambient, white)."""
+    tested = {parse_condition(r["condition"])[0] for recs in runs.values() for r in recs
+              if parse_condition(r["condition"])[1] is not None}
+    return [n for n in NOISE_TYPES if n in tested]
 
 
 def targets(model: str, runs: dict[str, list[dict]], reference: str) -> str:
@@ -82,7 +90,8 @@ def targets(model: str, runs: dict[str, list[dict]], reference: str) -> str:
     ref = {r["condition"]: r for r in robustness_matrix([x for x in runs[reference] if x["model"] == model])}
     if "clean" not in ref:
         return ""
-    columns = [f"{n} {snr:g} dB" for snr in TARGET_DROP for n in TARGET_NOISES]
+    noises = target_noises(runs)
+    columns = [f"{n} {snr:g} dB" for snr in TARGET_DROP for n in noises]
     columns += ["degenerate", "clean vs reference", "mean UA"]
     out = [f"**{model}**: targets (points; ✓ met)", "", "| run | " + " | ".join(columns) + " |",
            "|---|" + "---|" * len(columns)]
@@ -93,7 +102,7 @@ def targets(model: str, runs: dict[str, list[dict]], reference: str) -> str:
         clean = 100 * rows["clean"]["ua_mean"]
         cells = []
         for snr, limit in TARGET_DROP.items():
-            for noise in TARGET_NOISES:
+            for noise in noises:
                 r = rows.get(f"{noise}_{snr:g}dB")
                 drop = None if r is None else 100 * r["ua_mean"] - clean
                 cells.append("-" if drop is None else f"{drop:+.1f}" + (" ✓" if drop >= -limit else ""))

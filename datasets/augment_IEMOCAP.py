@@ -2,8 +2,8 @@
 
     python datasets/augment_IEMOCAP.py [--manifest datasets/IEMOCAP_manifest.csv] [--out datasets/IEMOCAP_augmented]
 
-Writes <out>/<noise>/<snr>/SessionN/sentences/wav/<dialog>/<id>.wav for babble, music, ambient and white
-noise at each SNR, <out>/reverberation/<room>/SessionN/..., the label files alongside, and
+Writes <out>/<noise>/<snr>/SessionN/sentences/wav/<dialog>/<id>.wav for every noise type of
+lancet/noise/registry.py at each SNR, <out>/reverberation/<room>/SessionN/..., the label files alongside, and
 <out>/augmented_manifest.csv. SNR = speech power / noise power over the whole utterance (silence included),
 in dB. Interrupted? Run the same command again: it continues where it stopped.
 """
@@ -22,15 +22,16 @@ from lancet.core.locking import WAIT_FLAG_HELP  # noqa: E402
 from lancet.noise.augment import DEFAULT_SNRS, SUBTYPES, AugmentConfig, augment  # noqa: E402
 from lancet.noise.babble import DEFAULT_TALKERS  # noqa: E402
 from lancet.noise.reverb import DEFAULT_ROOMS, ROOM_PRESETS, RIRS_PER_ROOM  # noqa: E402
-from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR  # noqa: E402
+from lancet.noise.registry import NOISE_TYPES, noise_dir_layout  # noqa: E402
+from lancet.noise.sources import SHARED_NOISE_DIR, describe_fallbacks  # noqa: E402
 from lancet.core.workers import available_cpus  # noqa: E402
 
 MANIFEST = "datasets/IEMOCAP_manifest.csv"
 IEMOCAP_DIR = None            # original release, for the label files; None: found from the manifest's paths
 OUT = "datasets/IEMOCAP_augmented"
 SNRS = [int(s) for s in DEFAULT_SNRS]   # -5 0 5 10 15 20 dB
-NOISE = list(NOISE_TYPES)     # babble music ambient white
-NOISE_DIR = None              # folder with babble/ music/ ambient/ (or MUSAN speech/ music/ noise/)
+NOISE = list(NOISE_TYPES)     # every registered noise type
+NOISE_DIR = None              # folder with a sub-folder per noise type (ours or MUSAN's names)
 BABBLE_SPEAKERS = DEFAULT_TALKERS
 RIR_DIR = None                # folder of RIR wavs; None: simulated large rooms
 ROOMS = list(DEFAULT_ROOMS)
@@ -49,9 +50,9 @@ def main() -> int:
     p.add_argument("--snrs", type=float, nargs="+", default=SNRS, help="SNRs in dB")
     p.add_argument("--noise-types", nargs="+", default=NOISE, choices=NOISE_TYPES, help="noise types")
     p.add_argument("--noise-dir", default=NOISE_DIR,
-                   help=f"folder with babble/ music/ ambient/ (or MUSAN speech/ music/ noise/); without it the noise "
-                        f"datasets/download_noise.py unpacked into datasets/noise/ if any, then for music and ambient "
-                        f"{SHARED_NOISE_DIR} if present, else generated stand-ins, and babble from the corpus")
+                   help=f"folder with {noise_dir_layout()} (ours|MUSAN's names); without it, the noise "
+                        f"datasets/download_noise.py unpacked into datasets/noise/ if any, else: "
+                        f"{describe_fallbacks(SHARED_NOISE_DIR)}")
     p.add_argument("--babble-speakers", type=int, default=BABBLE_SPEAKERS,
                    help="utterances of other speakers summed into babble")
     p.add_argument("--babble-pool", default="session", choices=("session", "corpus"),

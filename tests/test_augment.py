@@ -18,7 +18,8 @@ from lancet.core.audio import write_wav
 from lancet.core.manifest import Utterance, read_manifest, write_manifest
 from lancet.core.errors import LancetError
 from lancet.noise import babble, mixing, reverb, sources
-from lancet.noise.augment import AugmentConfig, augment, task_rng
+from lancet.noise.augment import AugmentConfig, augment
+from lancet.noise.augment_worker import task_rng
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "datasets" / "augment_IEMOCAP.py"

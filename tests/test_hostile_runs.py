@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from lancet.core.errors import LancetError
 from lancet.training.checkpoint import BEST, load_checkpoint, save_checkpoint

@@ -41,11 +41,17 @@ from tqdm import tqdm
 from lancet.core.atomic import pid_alive, save_json
 from lancet.core.errors import LancetError
 from lancet.core.locking import output_lock
-from lancet.noise.sources import AUDIO_EXTENSIONS, FOLDER_NAMES, MUSAN_TALKERS
+from lancet.noise.registry import NOISE_TYPES
+from lancet.noise.sources import AUDIO_EXTENSIONS
 
 MARKER = ".source.json"
-# Sub-folders the augmentation reads (lancet.noise.sources): a corpus may only unpack into these.
-READ_FOLDERS = frozenset({name for names in FOLDER_NAMES.values() for name in names} | {MUSAN_TALKERS})
+
+
+def read_folders() -> frozenset[str]:
+    """Sub-folders the augmentation reads (every noise type's, lancet.noise.registry): a corpus may only
+    unpack into these."""
+    return frozenset(name for entry in NOISE_TYPES.values() for name in entry.noise_dir_folders)
+
 HEAD_TIMEOUT_S = 30
 
 
@@ -66,9 +72,9 @@ class Archive:
 
     def __post_init__(self) -> None:
         for source, target in self.members:
-            if PurePosixPath(target).parts[0] not in READ_FOLDERS or source.endswith("/") != target.endswith("/"):
+            if PurePosixPath(target).parts[0] not in read_folders() or source.endswith("/") != target.endswith("/"):
                 raise ValueError(f"{self.fname}: member rule {source!r} -> {target!r} does not end in a folder "
-                                 f"the augmentation reads ({', '.join(sorted(READ_FOLDERS))})")
+                                 f"the augmentation reads ({', '.join(sorted(read_folders()))})")
 
     @property
     def fname(self) -> str:
@@ -114,7 +120,7 @@ _MUSAN = Archive(
     url="https://www.openslr.org/resources/17/musan.tar.gz",
     known_hash="sha256:86d1061c7e15b5c9e906777685c519701df51bfde3001e1070dcc9ffac955ee1",
     size=11_086_114_085,
-    members=(("musan/music/", "music/"), ("musan/noise/", "noise/"), ("musan/speech/", MUSAN_TALKERS + "/")),
+    members=(("musan/music/", "music/"), ("musan/noise/", "noise/"), ("musan/speech/", "speech/")),
 )
 
 

@@ -32,7 +32,7 @@ from lancet.core.locking import WAIT_FLAG_HELP
 from lancet.features.params import KINDS as FEATURE_KINDS
 from lancet.models import MODELS, parse_model_options
 from lancet.noise.pools import SPLIT_SEED, TEST_FRACTION
-from lancet.noise.sources import NOISE_TYPES
+from lancet.noise.registry import NOISE_TYPES, online_default
 
 from .feature_norm import NORM_MODES
 
@@ -94,9 +94,9 @@ def opt(default: Any, help: str | Callable[[], str], group: str, choices: Choice
 
     ``choices`` (and ``help``, where it lists them): a tuple (a text), or a function returning one when
     they come from a registry that may grow after this module is imported (a noise type, feature kind or
-    model added by an extension). ``identity``: a rerun into the same run folder must use the same value
-    (it changes what is computed); settings of where and how a run goes (group ``run``) never are.
-    ``loop``: the training loop reads it.
+    model added by an extension); ``default`` may be such a function too. ``identity``: a rerun into the
+    same run folder must use the same value (it changes what is computed); settings of where and how a run
+    goes (group ``run``) never are. ``loop``: the training loop reads it.
     """
     meta = {"help": help, "group": group, "identity": identity and group != "run", "loop": loop}
     if choices is not None:
@@ -105,6 +105,8 @@ def opt(default: Any, help: str | Callable[[], str], group: str, choices: Choice
         meta["valid"] = valid
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
+    if callable(default):  # read when a config is made, like callable choices
+        return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -186,7 +188,7 @@ class TrainConfig:
                                         valid=NON_NEGATIVE)
     online_snr_low: float = opt(-5.0, "--train-on online: lowest SNR (dB)", NOISE)
     online_snr_high: float = opt(20.0, "--train-on online: highest SNR (dB)", NOISE)
-    online_noise_types: tuple[str, ...] = opt(tuple(NOISE_TYPES), "--train-on online: noise types", NOISE,
+    online_noise_types: tuple[str, ...] = opt(online_default, "--train-on online: noise types", NOISE,
                                               choices=lambda: tuple(NOISE_TYPES))
     online_reverb_prob: float = opt(0.2, "--train-on online: probability of reverberating a mixture first", NOISE,
                                     valid=PROBABILITY)

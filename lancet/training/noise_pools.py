@@ -15,17 +15,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-
 from lancet.core.atomic import read_csv, save_json
-from lancet.core.conditions import CLEAN, parse_condition
+from lancet.core.conditions import CLEAN, REVERB, parse_condition
 from lancet.core.errors import LancetError
 from lancet.corpora.layout import AUGMENTED_MANIFEST
 from lancet.corpora.standard_names import augmented_manifest_of
 from lancet.noise.pools import NoiseSplit, assert_unseen, entry_pool, split_by_type
+from lancet.noise.registry import NOISE_TYPES
+
+TEST_POOL_NOISE = "test-pool recordings (unseen in training)"
+UNSPLIT_NOISE = "all recordings (no noise split: --noise-manifest not given)"
 
 
-# Stored noise types whose mixtures may reuse recordings (music/ambient files, room impulse responses).
-RECORDING_TYPES = ("music", "ambient", "reverberation")
+def recording_types() -> tuple[str, ...]:
+    """Stored noise types whose mixtures may reuse recordings: the registry's types that use recordings, and
+    reverberation (room impulse responses). Read when asked, so a noise type registered later counts.
+
+    Example:
+        >>> recording_types()
+        ('music', 'ambient', 'reverberation')
+    """
+    return tuple(name for name, e in NOISE_TYPES.items() if e.uses_recordings) + (REVERB,)
 
 
 def noise_manifest_of(feature_params: Mapping) -> Path | None:
@@ -58,7 +68,7 @@ class NoisePools:
     @classmethod
     def load(cls, cfg, conditions: Iterable[str], ids: set[str], feature_params: Mapping,
              log: Callable[[str], None]) -> "NoisePools":
-        recorded = sorted({c for c in conditions if parse_condition(c)[0] in RECORDING_TYPES})
+        recorded = sorted({c for c in conditions if parse_condition(c)[0] in recording_types()})
         path = Path(cfg.noise_manifest) if cfg.noise_manifest else noise_manifest_of(feature_params)
         if path is None:
             if recorded and cfg.train_on in ("all", "matched", "online"):
@@ -135,14 +145,11 @@ class NoisePools:
         if condition == CLEAN:
             return ""
         if noise in self.splits and self.active:
-            return "test-pool recordings (unseen in training)"
-        if noise == "white":
-            return "generated (new at every draw)"
-        if noise == "babble":
-            return "talkers of the test speakers' own session"
-        if not self.active and noise in RECORDING_TYPES:
-            return "all recordings (no noise split: --noise-manifest not given)"
-        return "generated"
+            return TEST_POOL_NOISE
+        if not self.active and noise in recording_types():
+            return UNSPLIT_NOISE
+        entry = NOISE_TYPES.get(noise)
+        return entry.test_noise if entry is not None else "generated"  # reverberation outside the split, or unregistered
 
     def save(self, run_dir: Path) -> None:
         if self.active:

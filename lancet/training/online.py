@@ -46,8 +46,9 @@ from lancet.noise import reverb as reverb_mod
 from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, mix_at_snr
 from lancet.features import TorchFeatures, segment_audio, valid_frames
 from lancet.features.params import params_from_record
-from lancet.noise.sources import NOISE_TYPES, SHARED_NOISE_DIR, draw_noise, resolve_sources
-from lancet.noise.pools import TRAIN, split_recordings
+from lancet.noise.pools import TRAIN, NoiseSplit, split_recordings
+from lancet.noise.registry import NOISE_TYPES
+from lancet.noise.sources import SHARED_NOISE_DIR, NoiseSource, draw_noise, resolve_sources
 
 from .config import TrainConfig, default_of
 from .data import SegmentTable
@@ -64,7 +65,7 @@ class OnlineSettings:
 
     snr_low: float = default_of("online_snr_low")
     snr_high: float = default_of("online_snr_high")
-    noise_types: Sequence[str] = default_of("online_noise_types")
+    noise_types: Sequence[str] = field(default_factory=lambda: default_of("online_noise_types"))
     reverb_prob: float = default_of("online_reverb_prob")
     clean_prob: float = default_of("online_clean_prob")
     noise_dir: str | None = default_of("noise_dir")
@@ -153,6 +154,56 @@ class _Cache:
         return value
 
 
+def speakers_index(utts: Sequence[TrainUtterance]) -> dict[str, list[int]]:
+    """Speaker -> indices of their utterances in ``utts`` (the talkers online babble is made of)."""
+    by_speaker: dict[str, list[int]] = {}
+    for i, u in enumerate(utts):
+        by_speaker.setdefault(u.speaker, []).append(i)
+    return by_speaker
+
+
+def training_sources(settings: OnlineSettings, n_speakers: int,
+                     log: Callable[[str], None]) -> tuple[dict[str, NoiseSource], dict[str, NoiseSplit]]:
+    """Every noise type's source for training, recordings cut down to the training pool: (sources, the
+    splits of the types that read recordings). ``n_speakers``: the fold's training speakers, for corpus babble."""
+    sources = resolve_sources(settings.noise_types, settings.noise_dir, settings.shared_noise_dir, log=log)
+    splits = {}
+    for nt, src in sources.items():
+        if src.kind in ("files", "talkers"):
+            sp = split_recordings(src.files, settings.split_seed, settings.test_fraction)
+            splits[nt] = sp
+            src.files = [f for f in src.files if sp.pool(f) == TRAIN]
+            log(f"online {nt}: {len(src.files)} training-pool files ({sp.describe()}); test-pool files never used")
+            if not src.files:
+                raise LancetError(f"online {nt}: no recording left in the training pool")
+        else:
+            log(f"online {nt}: {src.description}"
+                + (" — fold training speakers only" if src.kind == "corpus" else ""))
+    for nt in (nt for nt, src in sources.items() if src.kind == "corpus"):
+        if n_speakers < 2:
+            raise LancetError(f"online {nt} from the corpus needs at least two training speakers")
+    return sources, splits
+
+
+def training_rooms(settings: OnlineSettings, log: Callable[[str], None]) -> list[reverb_mod.Room]:
+    """The rooms online mixtures are reverberated in: the training pool of ``--rir-dir``'s RIRs, or simulated
+    rooms with other placements than the stored ones; none when ``reverb_prob`` is 0."""
+    if settings.reverb_prob <= 0:
+        return []
+    if settings.rir_dir:
+        rooms = []
+        for room in reverb_mod.rooms_from_dir(settings.rir_dir, lambda p: load_audio(p, SAMPLE_RATE)):
+            sp = split_recordings(room.rir_names, settings.split_seed, settings.test_fraction)
+            keep = [k for k, n in enumerate(room.rir_names) if sp.pool(n) == TRAIN]
+            rooms.append(reverb_mod.Room(room.name, [room.rirs[k] for k in keep], [room.rir_names[k] for k in keep]))
+        rooms = [r for r in rooms if r.rirs]
+    else:
+        rooms = reverb_mod.simulated_rooms(seed=ONLINE_ROOM_SEED, sr=SAMPLE_RATE)
+    log(f"online reverberation (p = {settings.reverb_prob}): " +
+        ", ".join(f"{r.name} ({len(r.rirs)} RIRs)" for r in rooms))
+    return rooms
+
+
 class OnlineAugmenter:
     """Mixes a fold's training utterances with fresh noise every epoch and computes their features."""
 
@@ -181,38 +232,9 @@ class OnlineAugmenter:
         self.features = TorchFeatures(self.params, self.seg.sample_rate, device=str(device))
         self.cache = _Cache(cache_bytes)
         self.xf = int(round(settings.crossfade_s * SAMPLE_RATE))
-        self.by_speaker: dict[str, list[int]] = {}
-        for i, u in enumerate(self.utts):
-            self.by_speaker.setdefault(u.speaker, []).append(i)
-        self.sources = resolve_sources(settings.noise_types, settings.noise_dir, settings.shared_noise_dir, log=log)
-        self.splits = {}
-        for nt, src in self.sources.items():
-            if src.kind in ("files", "talkers"):
-                sp = split_recordings(src.files, settings.split_seed, settings.test_fraction)
-                self.splits[nt] = sp
-                src.files = [f for f in src.files if sp.pool(f) == TRAIN]
-                log(f"online {nt}: {len(src.files)} training-pool files ({sp.describe()}); test-pool files never used")
-                if not src.files:
-                    raise LancetError(f"online {nt}: no recording left in the training pool")
-            else:
-                log(f"online {nt}: {src.description}"
-                    + (" — fold training speakers only" if src.kind == "corpus" else ""))
-        if "babble" in self.sources and self.sources["babble"].kind == "corpus" and len(self.by_speaker) < 2:
-            raise LancetError("online babble from the corpus needs at least two training speakers")
-        self.rooms: list[reverb_mod.Room] = []
-        if settings.reverb_prob > 0:
-            if settings.rir_dir:
-                rooms = reverb_mod.rooms_from_dir(settings.rir_dir, lambda p: load_audio(p, SAMPLE_RATE))
-                for room in rooms:
-                    sp = split_recordings(room.rir_names, settings.split_seed, settings.test_fraction)
-                    keep = [k for k, n in enumerate(room.rir_names) if sp.pool(n) == TRAIN]
-                    self.rooms.append(reverb_mod.Room(room.name, [room.rirs[k] for k in keep],
-                                                      [room.rir_names[k] for k in keep]))
-                self.rooms = [r for r in self.rooms if r.rirs]
-            else:
-                self.rooms = reverb_mod.simulated_rooms(seed=ONLINE_ROOM_SEED, sr=SAMPLE_RATE)
-            log(f"online reverberation (p = {settings.reverb_prob}): " +
-                ", ".join(f"{r.name} ({len(r.rirs)} RIRs)" for r in self.rooms))
+        self.by_speaker = speakers_index(self.utts)
+        self.sources, self.splits = training_sources(settings, len(self.by_speaker), log)
+        self.rooms = training_rooms(settings, log)
 
     # -------------------------------------------------------------- one mixture
     def _noise(self, utt: TrainUtterance, noise_type: str, length: int, rng: np.random.Generator):
