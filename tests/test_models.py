@@ -27,6 +27,10 @@ PARAMS = {
     ("GLAM", "spectrogram"): 581_975_548,
     ("TCNet", "mel"): 359_318,
     ("TCNet", "mfcc"): 25_778,
+    # PCEN has log-Mel's 128 bands x 201 frames, so every model has its mel size
+    ("LANCET", "pcen"): 292_134,
+    ("GLAM", "pcen"): 63_723_748,
+    ("TCNet", "pcen"): 359_318,
     ("TCNet", "spectrogram"): 3_079_862,
 }
 
