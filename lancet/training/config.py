@@ -35,6 +35,7 @@ from lancet.noise.pools import SPLIT_SEED, TEST_FRACTION
 from lancet.noise.registry import NOISE_TYPES, online_default
 
 from .feature_norm import NORM_MODES
+from .views import CONSISTENCY
 
 PROTOCOLS = ("loso", "random")
 CLASS_MAPS = tuple(_CLASS_MAPS)  # all: every class the features hold
@@ -194,6 +195,16 @@ class TrainConfig:
                                     valid=PROBABILITY)
     online_clean_prob: float = opt(0.0, "--train-on online: share of training utterances kept clean each epoch",
                                    NOISE, valid=Range(0, 1, high_open=True))
+    online_copies: int = opt(1, "--train-on online: noisy copies of every training utterance per epoch, each a fresh "
+                             "draw (alone: K times the steps of an epoch; with --online-paired: K noisy views in "
+                             "every batch)", NOISE, valid=AT_LEAST_ONE)
+    online_paired: bool = opt(False, "--train-on online: every batch holds its segments clean and with fresh noise "
+                              "side by side (twice the compute of online)", NOISE)
+    consistency: str = opt("off", "--online-paired: a term pulling the noisy views' predictions towards the clean "
+                           "view's: kl (KL from the clean prediction, held fixed) or js (Jensen-Shannon)", NOISE,
+                           choices=CONSISTENCY, loop=True)
+    consistency_weight: float = opt(1.0, "--consistency: its weight against the cross entropy", NOISE,
+                                    valid=NON_NEGATIVE, loop=True)
     # where the noise comes from does not decide the run's identity: the split and its seed do
     noise_dir: str | None = opt(None, "--train-on online: noise recordings as augment_IEMOCAP.py --noise-dir "
                                 "(default: datasets/noise/ if downloaded, else the shared ones)", NOISE,

@@ -96,7 +96,10 @@ class SegmentTable:
     """Segments (features, valid lengths, labels, utterance keys) drawn from one or more conditions."""
 
     def __init__(self, sources: list[np.ndarray], part: np.ndarray, local: np.ndarray, labels: np.ndarray,
-                 lengths: np.ndarray, utt: np.ndarray, utt_keys: list[tuple[str, str]], conditions: list[str]) -> None:
+                 lengths: np.ndarray, utt: np.ndarray, utt_keys: list[tuple[str, str]], conditions: list[str],
+                 views: int = 1) -> None:
+        """``views`` > 1: the rows are that many views of the same segments, view-major (lancet.training.views)."""
+        self.views = views
         self.sources = sources
         self.part = part
         self.local = local

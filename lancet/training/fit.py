@@ -30,10 +30,12 @@ from . import distributed
 from .checkpoint import BEST, LAST, save_checkpoint
 from .compiled import FastTrainer, draw_epoch, use_compile
 from .config import TrainSettings
-from .data import Batch, SegmentTable, batch_indices, class_weights, iter_batches, mixup, one_hot
+from .data import (Batch, SegmentTable, batch_indices, class_weights, draw_mixup, iter_batches, mix, mixup,
+                   one_hot)
 from .evaluate import evaluate_table, metrics_from_probs, to_model_input
 from .metrics import selection_score
 from .resume import ResumeState
+from .views import consistency, view_permutation, view_rows
 
 
 def seed_everything(seed: int) -> None:
@@ -205,22 +207,33 @@ def prefetch_workers(workers: int, table: SegmentTable, device: torch.device) ->
 
 def train_step(model: torch.nn.Module, optimizer, scaler, batch: Batch, mean_t: torch.Tensor, std_t: torch.Tensor,
                n_classes: int, mixup_alpha: float, rng: np.random.Generator, device: torch.device,
-               amp_dtype: torch.dtype | None, weight: torch.Tensor | None = None, norm=None, augment=None) -> torch.Tensor:
+               amp_dtype: torch.dtype | None, weight: torch.Tensor | None = None, norm=None, augment=None,
+               views: int = 1, consistency_kind: str = "off", consistency_weight: float = 0.0) -> torch.Tensor:
     """One optimisation step on a batch (normalise on the device, mixup, autocast, scaled backward).
 
     ``norm``: a bound :class:`~lancet.training.feature_norm.Normaliser` (``--norm utterance|segment``) instead
     of the global ``mean_t``/``std_t``; ``augment(x, lengths)``: SpecAugment on the normalised batch.
-    Returns the loss as a detached device tensor (reading it forces a sync, so callers do it sparingly)."""
+    ``views`` > 1: the batch is that many views of the same segments (lancet.training.views), mixed alike
+    in each view, with the consistency term added. Returns the loss as a detached device tensor (reading it
+    forces a sync, so callers do it sparingly)."""
     lengths = batch.lengths.to(device, non_blocking=True)
     x = batch.x.to(device, non_blocking=True)
     x = norm(x, lengths, batch.index) if norm is not None else to_model_input(x, mean_t, std_t)
     if augment is not None:  # masks before mixup: each source segment keeps its own masks
         x = augment(x, lengths)
     targets = one_hot(batch.labels.to(device, non_blocking=True), n_classes)
-    x, targets, lengths, _ = mixup(x, targets, lengths, mixup_alpha, rng)
+    if views == 1:
+        x, targets, lengths, _ = mixup(x, targets, lengths, mixup_alpha, rng)
+    else:  # one draw for the batch's segments, applied in every view, so that the views stay aligned
+        lam, perm = draw_mixup(x.shape[0] // views, mixup_alpha, rng)
+        if perm is not None:
+            x, targets, lengths = mix(x, targets, lengths, lam, 1.0 - lam,
+                                      view_permutation(torch.from_numpy(perm).to(x.device), views))
     with autocast_context(device, amp_dtype):
         logits = model(x, lengths=lengths)
     loss = F.cross_entropy(logits.float(), targets, weight=weight)
+    if views > 1 and consistency_kind != "off":
+        loss = loss + consistency_weight * consistency(logits, views, consistency_kind)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -262,8 +275,11 @@ class PlainEpochs:
         s, device = self.s, self.device
         # batch order now; mixup draws lam and a permutation per batch from the same generator, so the
         # whole epoch's randomness follows from the generator alone (and resumes with it)
-        batches = batch_indices(len(self.train), s.batch_size, True, self.rng,
+        views = self.train.views  # > 1: each batch takes its segments in every view (online paired views)
+        batches = batch_indices(len(self.train) // views, s.batch_size, True, self.rng,
                                 min_last=2 * (self.ddp.world_size if self.ddp else 1))  # batch norm needs 2 rows
+        if views > 1:
+            batches = [view_rows(b, len(self.train) // views, views) for b in batches]
         global_sizes = None
         if self.ddp:  # this rank's shard of each global batch (the recipe's batch size stays global)
             batches, global_sizes = distributed.ddp_batches(batches, self.ddp)
@@ -275,7 +291,8 @@ class PlainEpochs:
             augment = None if self.specaugment is None else _step_augment(self.specaugment, self.seed, epoch, step)
             loss = train_step(self.step_model, self.optimizer, self.scaler, batch, self.mean_t, self.std_t,
                               self.n_classes, s.mixup_alpha, step_rng, device, self.amp_dtype, self.weight,
-                              norm=self.train_norm, augment=augment)
+                              norm=self.train_norm, augment=augment, views=views, consistency_kind=s.consistency,
+                              consistency_weight=s.consistency_weight)
             total_loss += loss * len(batch.index)  # summed on the device: reading it would sync every step
             seen += len(batch.index)
             bar.update(1)

@@ -75,12 +75,15 @@ class OnlineSettings:
     split_seed: int = default_of("noise_split_seed")
     test_fraction: float = default_of("noise_test_fraction")
     crossfade_s: float = CROSSFADE_S
+    copies: int = default_of("online_copies")
+    paired: bool = default_of("online_paired")
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> "OnlineSettings":
         return cls(snr_low=cfg.online_snr_low, snr_high=cfg.online_snr_high, noise_types=tuple(cfg.online_noise_types),
                    reverb_prob=cfg.online_reverb_prob, clean_prob=cfg.online_clean_prob, noise_dir=cfg.noise_dir,
-                   rir_dir=cfg.rir_dir, split_seed=cfg.noise_split_seed, test_fraction=cfg.noise_test_fraction)
+                   rir_dir=cfg.rir_dir, split_seed=cfg.noise_split_seed, test_fraction=cfg.noise_test_fraction,
+                   copies=cfg.online_copies, paired=cfg.online_paired)
 
     def check(self) -> None:
         if not self.snr_low <= self.snr_high:
@@ -89,6 +92,10 @@ class OnlineSettings:
             raise LancetError(f"--online-reverb-prob must be in [0, 1], got {self.reverb_prob}")
         if not 0.0 <= self.clean_prob < 1.0:
             raise LancetError(f"--online-clean-prob must be in [0, 1), got {self.clean_prob}")
+        if self.copies < 1:
+            raise LancetError(f"--online-copies must be at least 1, got {self.copies}")
+        if self.paired and self.clean_prob > 0:
+            raise LancetError("--online-clean-prob: with --online-paired every segment is seen clean already")
         unknown = [n for n in self.noise_types if n not in NOISE_TYPES]
         if unknown or not self.noise_types:
             raise LancetError(f"--online-noise-types: choose from {', '.join(NOISE_TYPES)} (got {', '.join(unknown) or 'none'})")
@@ -297,44 +304,81 @@ class OnlineAugmenter:
         return table
 
     def make_table(self, epoch: int, batch_segments: int = 512) -> SegmentTable:
-        """Mix and featurise epoch ``epoch``'s copy of the training utterances.
+        """Mix and featurise epoch ``epoch``'s copies of the training utterances.
 
+        Every utterance gets ``copies`` fresh mixtures (drawn one after the other from the epoch's
+        generator, so one copy is exactly the table of plain online training). With ``paired`` the table
+        holds views instead: view 0 the clean segments, view k the k-th noisy copy, view-major and aligned
+        (lancet.training.views); an utterance whose noise cannot be drawn is left out of every view.
         Segments of many utterances go through the feature path together (``batch_segments`` at a time):
         one FFT call per batch, on the GPU when training runs there."""
         rng = np.random.default_rng([self.seed, int(epoch), 0x0E11])
-        feats, lengths, labels, utt, keys = [], [], [], [], []
-        pending: list[np.ndarray] = []
-        n_pending = 0
-
-        def flush() -> None:
-            nonlocal pending, n_pending
-            if pending:
-                feats.append(self.features(np.concatenate(pending)))
-            pending, n_pending = [], 0
-
+        n_views = 1 + self.s.copies if self.s.paired else 1
+        views = [_ViewParts(self, f"{ONLINE_CONDITION}{v or ''}", batch_segments) for v in range(n_views)]
         skipped = 0
         for u in self.utts:
             try:
-                m = self.mix(u, rng)
+                noisy = [self.mix(u, rng).audio for _ in range(self.s.copies)]
             except SilentSignalError:
                 skipped += 1
                 continue
-            segments, _, real = segment_audio(m.audio, self.seg)
-            if not len(segments):
-                continue
-            pending.append(segments)
-            n_pending += len(segments)
-            lengths.append(np.array([valid_frames(self.params, r, self.shape[1]) for r in real], dtype=np.int64))
-            labels.append(np.full(len(segments), u.label, np.int64))
-            utt.append(np.full(len(segments), len(keys), np.int64))
-            keys.append((ONLINE_CONDITION, u.id))
-            if n_pending >= batch_segments:
-                flush()
-        flush()
-        if not feats:
-            raise LancetError("online augmentation produced no training segments")
-        x = np.concatenate(feats)
-        n = len(x)
+            if self.s.paired:  # the clean view, then each noisy copy in its own view
+                for view, audio in zip(views, [self.cache.get(u.path)] + noisy):
+                    view.add(u, audio)
+            else:
+                for k, audio in enumerate(noisy):
+                    views[0].add(u, audio, copy=k)
         self.last_skipped = skipped
-        return SegmentTable([x], np.zeros(n, np.int32), np.arange(n, dtype=np.int64), np.concatenate(labels),
-                            np.concatenate(lengths), np.concatenate(utt), keys, [ONLINE_CONDITION])
+        return _ViewParts.table(views)
+
+
+class _ViewParts:
+    """The segments of one view of an online epoch as they are mixed: featurised in batches, then a table."""
+
+    def __init__(self, aug: "OnlineAugmenter", condition: str, batch_segments: int) -> None:
+        self.aug, self.condition, self.batch_segments = aug, condition, batch_segments
+        self.feats: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.utt: list[np.ndarray] = []
+        self.keys: list[tuple[str, str]] = []
+        self.pending: list[np.ndarray] = []
+        self.n_pending = 0
+
+    def add(self, u: "TrainUtterance", audio: np.ndarray, copy: int = 0) -> None:
+        aug = self.aug
+        segments, _, real = segment_audio(audio, aug.seg)
+        if not len(segments):
+            return
+        self.pending.append(segments)
+        self.n_pending += len(segments)
+        self.lengths.append(np.array([valid_frames(aug.params, r, aug.shape[1]) for r in real], dtype=np.int64))
+        self.labels.append(np.full(len(segments), u.label, np.int64))
+        self.utt.append(np.full(len(segments), len(self.keys), np.int64))
+        self.keys.append((self.condition if not copy else f"{self.condition}#{copy}", u.id))
+        if self.n_pending >= self.batch_segments:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.feats.append(self.aug.features(np.concatenate(self.pending)))
+        self.pending, self.n_pending = [], 0
+
+    @staticmethod
+    def table(views: list["_ViewParts"]) -> SegmentTable:
+        """One table of every view's segments, view-major (views of one length: each holds the same segments)."""
+        for view in views:
+            view.flush()
+        if not views[0].feats:
+            raise LancetError("online augmentation produced no training segments")
+        x = np.concatenate([f for view in views for f in view.feats])
+        n = len(x)
+        if n % len(views):  # pragma: no cover - every view cuts the same audio lengths into segments
+            raise RuntimeError("online views of different lengths")
+        offsets = np.cumsum([0] + [len(view.keys) for view in views])
+        utt = np.concatenate([np.concatenate(view.utt) + off for view, off in zip(views, offsets)])
+        return SegmentTable([x], np.zeros(n, np.int32), np.arange(n, dtype=np.int64),
+                            np.concatenate([a for view in views for a in view.labels]),
+                            np.concatenate([a for view in views for a in view.lengths]), utt,
+                            [k for view in views for k in view.keys], [view.condition for view in views],
+                            views=len(views))

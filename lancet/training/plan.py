@@ -57,6 +57,16 @@ def validate_config(cfg: TrainConfig) -> None:
                            ("--audio-manifest", cfg.audio_manifest)):
             if path and not Path(path).exists():
                 raise LancetError(f"{flag} {path}: not found")
+    if (cfg.online_copies > 1 or cfg.online_paired) and cfg.train_on != "online":
+        raise LancetError(f"--online-copies/--online-paired: they shape --train-on online's epochs, not "
+                          f"--train-on {cfg.train_on}")
+    if cfg.consistency != "off" and not cfg.online_paired:
+        raise LancetError(f"--consistency {cfg.consistency}: needs --online-paired (a clean and a noisy view of "
+                          f"every segment in each batch)")
+    if cfg.online_paired and cfg.online_clean_prob > 0:
+        raise LancetError("--online-clean-prob: with --online-paired every segment is seen clean already; leave it 0")
+    if cfg.online_paired and cfg.ddp:
+        raise LancetError("--online-paired: not with --ddp (a batch's views must stay on one rank)")
     if cfg.noise_manifest and not Path(cfg.noise_manifest).is_file():
         raise LancetError(f"--noise-manifest {cfg.noise_manifest}: not found (the augmented_manifest.csv of "
                           f"datasets/augment_IEMOCAP.py)")
