@@ -138,7 +138,7 @@ def main(argv=None) -> int:
         seconds = args.batch_seconds or BATCH_SECONDS[device]
         speeds = {}
         for sort in (True, False):
-            wall = time_extraction(upstream, waves, args.repeats, threads=threads, amp_dtype=amp,
+            wall = time_extraction(upstream, waves, args.repeats, threads=threads, amp=amp,
                                    batch_seconds=seconds, sort=sort)
             speeds[sort] = audio_s / wall
             row = {"device": device, "threads": threads, "precision": str(amp).removeprefix("torch.") if amp else "fp32",

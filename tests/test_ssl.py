@@ -259,6 +259,17 @@ def test_extraction_keeps_the_input_order_whatever_the_batching(upstreams):
     assert means.shape == (6, up.n_layers, up.hidden_size) and means.dtype == np.float32
 
 
+def test_extraction_under_autocast(upstreams):
+    """The autocast path (bf16 here on the CPU; on CUDA the default): means accumulated in float32, close to full precision."""
+    up = upstreams["wavlm"]
+    waves = utterances((3000, 8000))
+    full, _ = extract_layer_means(up, waves, amp=None)
+    half, _ = extract_layer_means(up, waves, amp="bf16")
+    assert half.dtype == np.float32 and not np.array_equal(full, half)
+    np.testing.assert_allclose(half, full, rtol=0, atol=0.1 * np.abs(full).max())
+    assert np.array_equal(extract_layer_means(up, waves)[0], full)  # "auto" is full precision on the CPU
+
+
 def test_extraction_refuses_an_utterance_too_short(upstreams):
     up = upstreams["wavlm"]
     with pytest.raises(LancetError, match="leave such utterances out"):

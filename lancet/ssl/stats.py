@@ -26,7 +26,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from lancet.core.device import autocast_context
+from lancet.core.device import autocast_context, resolve_amp
 from lancet.core.errors import LancetError
 from lancet.core.workers import available_cpus
 from lancet.ssl.batching import pad_waves, plan_batches
@@ -73,19 +73,21 @@ def cpu_threads(threads: int | None, device: torch.device):
         torch.set_num_threads(before)
 
 
-def iter_layer_means(upstream: Upstream, waves: Iterable[np.ndarray], *, amp_dtype: torch.dtype | None = None,
+def iter_layer_means(upstream: Upstream, waves: Iterable[np.ndarray], *, amp: str | torch.dtype | None = "auto",
                      batch_seconds: float | None = None, max_items: int = 64, window: int = WINDOW,
                      sort: bool = True, threads: int | None = None) -> Iterator[UtteranceStats]:
     """An :class:`UtteranceStats` for every 16 kHz waveform of ``waves``, in the same order.
 
-    Runs on the upstream's device; ``amp_dtype`` (CUDA: bf16 or fp16 from
-    :func:`lancet.core.device.resolve_amp`) autocasts the upstream. ``window`` utterances are read ahead,
+    Runs on the upstream's device, autocast as ``amp`` says: a dtype, None, or a ``--amp`` word for
+    :func:`lancet.core.device.resolve_amp` (the default ``auto``: bf16 where the GPU has it, else fp16;
+    full precision on the CPU). ``window`` utterances are read ahead,
     sorted by length (``sort=False``: kept in order, for comparison) and cut into batches of at most
     ``batch_seconds`` of padded audio (default :data:`BATCH_SECONDS`) and ``max_items`` utterances.
     ``threads``: CPU threads (default: every usable core). An utterance shorter than
     ``upstream.min_samples`` is a :class:`LancetError`: leave those out first.
     """
     device = upstream.device
+    amp_dtype = resolve_amp(amp, device) if isinstance(amp, str) else amp
     seconds = batch_seconds if batch_seconds is not None else BATCH_SECONDS.get(device.type, BATCH_SECONDS["cuda"])
     max_samples = max(1, int(seconds * upstream.sample_rate))
     items = iter(waves)
