@@ -8,9 +8,10 @@ matrix products and convolutions only, MACs = FLOPs / 2) at two utterance length
 with the square of the length. Nothing is downloaded:
 
     python bench/bench_ssl.py                                   # a tiny random WavLM (2 layers x 32)
-    python bench/bench_ssl.py --arch hubert --base-size         # random weights, a base model's sizes
+    python bench/bench_ssl.py --arch hubert --size base         # random weights, a base model's sizes
+    python bench/bench_ssl.py --costs                           # parameters and MACs at the published sizes
     python bench/bench_ssl.py --upstream microsoft/wavlm-base-plus  # a checkpoint in the local cache or a folder
-    python bench/bench_ssl.py --base-size --devices cuda --utterances 256   # the GPU part of bench/gpu_check.sh
+    python bench/bench_ssl.py --size base --devices cuda --utterances 256   # the GPU part of bench/gpu_check.sh
 """
 
 from __future__ import annotations
@@ -39,17 +40,26 @@ from lancet.ssl.stats import BATCH_SECONDS  # noqa: E402
 from lancet.ssl.upstream import transformers_module  # noqa: E402
 
 SR = 16_000
-#: transformers' default config of each architecture is its base model (12 layers x 768, 7-layer CNN, stride 320)
-BASE_SIZES = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                  conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-                  num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16)
+#: The published sizes: base (wav2vec 2.0 Base, HuBERT Base, WavLM Base/Base+: 12 x 768, group-norm CNN) and
+#: large (wav2vec 2.0 Large-lv60, HuBERT Large, WavLM Large: 24 x 1024, layer-norm CNN, pre-LN transformer)
+_CNN = dict(conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+            num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16)
+SIZES: dict[str, dict] = {
+    "tiny": {},
+    "base": dict(_CNN, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "large": dict(_CNN, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                  feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True),
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--upstream", help="checkpoint folder or hub name (local cache only); default a tiny random one")
     p.add_argument("--arch", default="wavlm", choices=sorted(TINY_ARCHS), help="architecture of the random upstream")
-    p.add_argument("--base-size", action="store_true", help="random upstream with a base model's sizes (95 M parameters)")
+    p.add_argument("--size", default="tiny", choices=tuple(SIZES),
+                   help="random upstream's sizes: tiny (40 k parameters), base (94 M), large (315 M)")
+    p.add_argument("--costs", action="store_true",
+                   help="only print parameters and MACs of every architecture at the base and large sizes")
     p.add_argument("--utterances", type=int, default=32)
     p.add_argument("--min-s", type=float, default=1.0)
     p.add_argument("--max-s", type=float, default=8.0)
@@ -62,16 +72,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def costs(upstream, seconds: float) -> tuple[int, float]:
-    """(parameters, MACs per second of audio for one utterance of ``seconds``) on the meta device."""
-    tf = transformers_module()
-    config = upstream.model.config
+def costs(config, seconds: float) -> tuple[int, float]:
+    """(parameters, MACs per second of audio for one utterance of ``seconds``) of a model built on the meta device."""
     with torch.device("meta"):
-        model = tf.AutoModel.from_config(config).eval()
+        model = transformers_module().AutoModel.from_config(config).eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(torch.empty(1, int(seconds * SR), device="meta"), output_hidden_states=True)
-    return sum(p.numel() for p in upstream.model.parameters()), counter.get_total_flops() / 2 / seconds
+    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 2 / seconds
+
+
+def print_costs() -> None:
+    """Parameters and MACs per second of audio of the three architectures at the published sizes (no weights)."""
+    tf = transformers_module()
+    print(f"{'architecture':22} {'parameters':>12} {'G MACs/s audio, 2 s':>20} {'8 s':>6}")
+    for size in ("base", "large"):
+        for arch, config_class in sorted(TINY_ARCHS.items()):
+            config = getattr(tf, config_class)(**SIZES[size])
+            params, short = costs(config, 2.0)
+            _, long = costs(config, 8.0)
+            print(f"{arch + ' ' + size:22} {params:12,} {short / 1e9:20.2f} {long / 1e9:6.2f}")
 
 
 def padded_fraction(lengths: list[int], max_samples: int, sort: bool) -> float:
@@ -96,23 +116,25 @@ def time_extraction(upstream, waves, repeats: int, **options) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.costs:
+        print_costs()
+        return 0
     tmp = None
     if args.upstream:
         upstream, label = load_upstream(args.upstream), args.upstream
     else:
         tmp = tempfile.TemporaryDirectory()
-        sizes = BASE_SIZES if args.base_size else {}
-        folder = save_tiny_upstream(Path(tmp.name) / args.arch, args.arch, **sizes)
+        folder = save_tiny_upstream(Path(tmp.name) / args.arch, args.arch, **SIZES[args.size])
         upstream = load_upstream(folder)
-        label = f"random {args.arch} ({'base sizes' if args.base_size else 'tiny'})"
+        label = f"random {args.arch} ({args.size})"
     rng = np.random.default_rng(0)
     waves = [rng.standard_normal(int(rng.uniform(args.min_s, args.max_s) * SR)).astype(np.float32) * 0.1
              for _ in range(args.utterances)]
     lengths = [len(w) for w in waves]
     audio_s = sum(lengths) / SR
 
-    params, macs_short = costs(upstream, 2.0)
-    _, macs_long = costs(upstream, 8.0)
+    params, macs_short = costs(upstream.model.config, 2.0)
+    _, macs_long = costs(upstream.model.config, 8.0)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {platform.machine()}, {available_cpus()} CPUs, load average {load:.1f}, "
           f"transformers {transformers_module().__version__}")

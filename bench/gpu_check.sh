@@ -125,7 +125,7 @@ EOF
 
 # 6. SSL upstream extraction (lancet.ssl): a random WavLM with a base model's sizes (nothing downloaded),
 #    float32 and autocast, batches sorted by length vs in the given order, in seconds of audio per second
-if [ "$SMALL" = 1 ]; then SSL_ARGS="--utterances 8 --repeats 1"; else SSL_ARGS="--base-size --utterances 256"; fi
+if [ "$SMALL" = 1 ]; then SSL_ARGS="--utterances 8 --repeats 1"; else SSL_ARGS="--size base --utterances 256"; fi
 step ssl 90 "$PY" bench/bench_ssl.py --arch wavlm $SSL_ARGS --devices "$DEVICE" --threads "$(nproc)" \
     --json "$OUT_DIR/ssl.json"
 
