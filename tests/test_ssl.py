@@ -141,6 +141,9 @@ def test_probe_equals_transformers_sequence_classifier(name, folders, upstreams)
     torch.testing.assert_close(on_the_fly, expected, rtol=0, atol=1e-5)
     torch.testing.assert_close(from_stats, expected, rtol=0, atol=1e-5)
     assert frames.tolist() == up.frames(torch.tensor([len(w) for w in waves])).tolist()
+    with torch.no_grad():  # a float16 store (extraction's --dtype float16) feeds the same float32 head
+        from_half = probe(torch.as_tensor(means.astype(np.float16)).unsqueeze(1))
+    torch.testing.assert_close(from_half, expected, rtol=0, atol=0.05)
 
 
 @pytest.mark.parametrize("name", ["wav2vec2-layer", "wavlm-layer"])

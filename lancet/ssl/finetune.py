@@ -4,7 +4,9 @@ What trains (``train_layers``):
 
 * ``None``: fine-tuning as usual: everything but the convolutional feature encoder (frozen, as in
   wav2vec 2.0's and SUPERB's fine-tuning recipes), i.e. the CNN-feature projection, the positional
-  convolution and every transformer layer;
+  convolution and every transformer layer; transformers' own time masking of the projected features
+  (SpecAugment, ``mask_time_prob`` of the checkpoint's config, 0.05 for the base models) applies in training
+  mode as in its recipes (it draws from numpy's global generator: a resumable run must save that state);
 * ``N`` >= 1: only the top N transformer layers (and, for pre-LN models, the final layer norm that
   follows them); everything below is a fixed feature extractor in eval mode, without dropout;
 * ``0``: the upstream is frozen and runs without gradients; only the head trains (the on-the-fly

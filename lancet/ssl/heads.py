@@ -72,6 +72,7 @@ class SuperbProbe(nn.Module):
         if x.dim() != 3 or x.shape[1:] != (self.n_layers, self.hidden_size):
             raise LancetError(f"SuperbProbe: expected per-layer means (batch, 1, {self.n_layers}, {self.hidden_size}), "
                               f"got {tuple(x.shape)}; build it with the store's (layers, hidden) shape")
+        x = x.to(self.projector.weight.dtype)  # a float16 store's statistics into float32 weights
         return self.classifier(self.projector(self.layer_sum(x, dim=1)))
 
     def forward_frames(self, hidden_states: Sequence[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
