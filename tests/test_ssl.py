@@ -17,6 +17,9 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+import huggingface_hub  # noqa: E402 - comes with transformers
+import huggingface_hub.file_download  # noqa: E402
+import transformers.utils.hub  # noqa: E402
 
 from lancet.core.errors import LancetError  # noqa: E402
 from lancet.ssl import stats  # noqa: E402
@@ -48,10 +51,6 @@ def offline(monkeypatch):
         raise OSError("the network is shut in this test")
 
     monkeypatch.setattr(socket.socket, "connect", no_connect)
-    import huggingface_hub
-    import huggingface_hub.file_download
-    import transformers.utils.hub
-
     for module in (huggingface_hub, huggingface_hub.file_download, transformers.utils.hub):
         for name in ("hf_hub_download", "snapshot_download"):
             original = getattr(module, name, None)
@@ -59,6 +58,16 @@ def offline(monkeypatch):
                 monkeypatch.setattr(module, name, _cache_only(original, name, attempts))
     yield attempts
     assert not attempts, f"something tried to fetch: {attempts}"
+
+
+def test_the_network_is_shut(offline):
+    """The guard itself: a connection and a hub download both fail, and both are recorded."""
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+    with pytest.raises(OSError):
+        huggingface_hub.hf_hub_download("lancet-tests/none", "config.json")
+    assert len(offline) == 2
+    offline.clear()  # recorded on purpose
 
 
 def _cache_only(original, name, attempts):
