@@ -418,6 +418,7 @@ def test_a_classification_checkpoint_is_loaded_with_a_warning(tmp_path, folders)
 def test_identity_names_the_weights(folders, upstreams):
     a, b = upstreams["wavlm"].identity(), load_upstream(folders["wavlm"]).identity()
     assert a == b and a["model_type"] == "wavlm" and a["n_layers"] == 3 and a["feat_extract_norm"] == "group"
+    assert a["transformers"] == transformers.__version__
     assert upstreams["wavlm-layer"].identity()["weights_sha256"] != a["weights_sha256"]
 
 

@@ -243,10 +243,13 @@ class Upstream(nn.Module):
 
     # ------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
-        """What decides the numbers: source, revision, architecture, normalisation, and a hash of the weights.
+        """What decides the numbers: source, revision, architecture, normalisation, a hash of the weights and
+        the transformers release.
 
         The weights' hash (SHA-256 over the state dict in name order) tells two folders or two hub
-        revisions apart without trusting file names; it takes about a second for a base model.
+        revisions apart without trusting file names; it takes about a second for a base model. The release
+        matters too: transformers 5 returns a pre-LN (Large) model's last hidden state before its final layer
+        norm, 4.x after it, so the same checkpoint gives other statistics.
         """
         config = self.model.config
         h = hashlib.sha256()
@@ -256,7 +259,7 @@ class Upstream(nn.Module):
         return {"source": self.source, "revision": getattr(config, "_commit_hash", None),
                 "model_type": config.model_type, "n_layers": self.n_layers, "hidden_size": self.hidden_size,
                 "feat_extract_norm": getattr(config, "feat_extract_norm", None), "do_normalize": self.do_normalize,
-                "weights_sha256": h.hexdigest()}
+                "weights_sha256": h.hexdigest(), "transformers": transformers_module().__version__}
 
 
 # ---------------------------------------------------------------------------------------------------
