@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU check in one go (about 6-8 minutes on one H100): the CUDA tests, the feature-extraction and
-# training benchmarks, a scaled full-recipe run, and a short torchrun run with 2 processes on one GPU;
+# training benchmarks, a scaled full-recipe run, a short torchrun run with 2 processes on one GPU, and the
+# SSL upstream extraction benchmark;
 # the figures are printed as a table at the end and saved as JSON.
 #
 #   bash bench/gpu_check.sh                      # from the repository root, with the project's Python
@@ -21,7 +22,9 @@
 # (the versions the project is tested with; 2.3 MB in all; checked 2026-11-27). The device machine of
 # this project's workplace then runs it with `carry: [".whl"]` and `bash bench/gpu_check.sh`.
 # (numpy, scipy, scikit-learn, numba, matplotlib, tqdm, pytest come with most CUDA images; add any
-# that `python3 -c "import librosa, soundfile, sklearn, matplotlib, tqdm"` reports missing.)
+# that `python3 -c "import librosa, soundfile, sklearn, matplotlib, tqdm"` reports missing. The SSL step
+# also needs transformers>=4.57 with huggingface_hub, tokenizers, safetensors and regex: add them to the
+# same `pip download` line, or that one step fails with a line saying so and the others still run.)
 # Each step has its own time limit, so one slow step cannot take the whole budget.
 # A dry run on a CPU-only machine checks the script itself (tiny sizes; figures meaningless):
 #   DEVICE=cpu SMALL=1 PYTHON=.venv/bin/python bash bench/gpu_check.sh
@@ -120,6 +123,12 @@ json.dump({"units": units, "starts": len(started), "ranks": ranks, "seconds": se
 sys.exit(0 if ok else 1)
 EOF
 
+# 6. SSL upstream extraction (lancet.ssl): a random WavLM with a base model's sizes (nothing downloaded),
+#    float32 and autocast, batches sorted by length vs in the given order, in seconds of audio per second
+if [ "$SMALL" = 1 ]; then SSL_ARGS="--utterances 8 --repeats 1"; else SSL_ARGS="--size base --utterances 256"; fi
+step ssl 90 "$PY" bench/bench_ssl.py --arch wavlm $SSL_ARGS --devices "$DEVICE" --threads "$(nproc)" \
+    --json "$OUT_DIR/ssl.json"
+
 echo "== figures ($(( $(date +%s) - T_START )) s in all; logs and JSON in $OUT_DIR)"
 "$PY" - "$OUT_DIR" <<'EOF'
 import json, sys
@@ -159,6 +168,11 @@ tr = load("torchrun.json")
 if tr:
     rows.append(("torchrun 2 ranks on 1 GPU", f"{tr['units']} units, {tr['starts']} starts by {len(tr['ranks'])} rank(s)",
                  f"{tr['seconds']:.1f} s" + ("" if tr["ok"] else "  FAILED")))
+s = load("ssl.json")
+if s:
+    for r in s["rows"]:
+        rows.append((f"ssl {s['upstream']} {r['device']} {r['precision']} {r['batches']}",
+                     f"{r['audio_s_per_s']:.0f} s of audio/s", f"{100 * r['padded_fraction']:.0f} % padding"))
 w = [max(len(str(c[i])) for c in rows) for i in range(3)]
 for c in rows:
     print("  ".join(str(v).ljust(w[i]) for i, v in enumerate(c)))
