@@ -25,6 +25,7 @@ LAZY_OK = {
     "numpy._core": "numpy 2 spelling of a checkpoint global",
     "numpy.core": "numpy 1 spelling of a checkpoint global",
     "transformers": "self-supervised upstreams only",
+    "huggingface_hub": "the hub cache of self-supervised upstreams, with transformers",
     "tensorboard": "--tensorboard only",
     "torch.utils.tensorboard": "--tensorboard only",
 }
