@@ -21,7 +21,7 @@ from lancet.core.errors import HelpFormatter, LancetError, run_cli
 from lancet.training.config import build_parser as config_parser
 from lancet.training.config import config_from_args
 from lancet.training.grid import run_training
-from lancet.training.predict import format_predictions, predict_files
+from lancet.training.predict import run_predictions
 
 # ------------------------------------------------------------------ paths (each is also a flag)
 # Every other setting -- the recipe (epochs, batch size, learning rate, mixup, seeds...), the device,
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_parser(PATHS, p)
     g = p.add_argument_group("prediction instead of training")
     g.add_argument("--predict", nargs="+", metavar="WAV", help="label these wav files with --checkpoint")
-    g.add_argument("--checkpoint", help="best.pt of a trained model (with --predict)")
+    g.add_argument("--checkpoint", help="best.pt of a trained model, or a run folder (its fold models vote; "
+                   "predict.py has --model, --out and --timeline)")
     return p
 
 
@@ -46,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.predict or args.checkpoint:
         if not (args.predict and args.checkpoint):
             raise LancetError("--predict and --checkpoint go together: --predict WAV... --checkpoint best.pt")
-        results, names = predict_files(args.checkpoint, args.predict, device=args.device)
-        print(format_predictions(results, names))
+        run_predictions([args.checkpoint], args.predict, device=args.device, progress=args.progress)
         return 0
     run_training(config_from_args(args))
     return 0
