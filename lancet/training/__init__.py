@@ -21,7 +21,8 @@ Fitting:
 Evaluation and reports:
 * :mod:`.metrics` — WA, UA, macro-F1, confusion; :mod:`.evaluate` — utterance pooling, the robustness matrix;
 * :mod:`.records` — one result record per unit and condition; :mod:`.report` — tables, JSON/CSV and PNG plots;
-* :mod:`.cross_corpus` — every fold's model on another corpus.
+* :mod:`.cross_corpus` — every fold's model on another corpus;
+* :mod:`.history` — each unit's learning curve as it trains; :mod:`.curves` — the curves plot per model.
 
 Using trained models (``predict.py``):
 * :mod:`.predict` — labelling audio files, the tables and timelines it writes;

@@ -172,7 +172,9 @@ class TrainConfig:
     ddp: bool = opt(False, "under torchrun: train each unit data-parallel across all ranks instead of sharing "
                     "the units", "run")
     wait: bool = opt(False, WAIT_FLAG_HELP, "run")
-    progress: bool = opt(True, "tqdm bars", "run", loop=True)
+    progress: bool = opt(True, "tqdm progress bars", "run", loop=True)
+    tensorboard: str | None = opt(None, "also log every unit's learning curves (results/<run>/history/) to this "
+                                  "folder for TensorBoard; needs the optional tensorboard package", "run")
     # --- noise robustness
     norm: str = opt("global", "global: fold training statistics; utterance: per-utterance mean/variance (CMVN); "
                     "segment", NOISE, choices=NORM_MODES)
