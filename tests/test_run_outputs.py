@@ -1,18 +1,20 @@
 """What a run leaves for people: learning curves (history.csv per unit, plots/curves_<model>.png, TensorBoard
-when installed)."""
+when installed), and --help that says what each switch does."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
 from lancet.core.atomic import read_csv
 from lancet.training import grid
+from lancet.training.config import build_parser
 from lancet.training.grid import run_training
 from lancet.training.history import HISTORY_FIELDS, history_path
 
-from test_training import cfg_for, make_store
+from test_training import ROOT, cfg_for, make_store
 
 UNIT = "TCNet__train-clean__seed987654__fold{}"
 
@@ -20,6 +22,13 @@ UNIT = "TCNet__train-clean__seed987654__fold{}"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     return make_store(tmp_path_factory.mktemp("features"))
+
+
+def _train_script():
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "train_LANCET.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 class _Stop(Exception):
@@ -82,3 +91,15 @@ def test_tensorboard_logs_the_curves_when_installed(store, tmp_path):
         logged = events.Scalars(key)
         assert [e.step for e in logged] == [1, 2]
         assert [e.value for e in logged] == pytest.approx([float(r[key]) for r in rows], rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- --help
+def test_help_says_what_each_switch_does_and_its_default():
+    text = _train_script().build_parser().format_help()
+    assert "(default: True)" not in text and "(default: False)" not in text
+    assert "--no-progress, --progress" in text and "turn off tqdm progress bars (default: on, unless --no-progress is given)" in " ".join(text.split())
+    assert "--class-weighted, --no-class-weighted" in text
+    p = build_parser()
+    assert p.parse_args([]).progress is True and p.parse_args(["--no-progress"]).progress is False
+    assert p.parse_args(["--class-weighted"]).class_weighted is True
+    assert p.parse_args(["--class-weighted", "--no-class-weighted"]).class_weighted is False
