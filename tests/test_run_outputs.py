@@ -1,21 +1,27 @@
 """What a run leaves for people: learning curves (history.csv per unit, plots/curves_<model>.png, TensorBoard
-when installed), and --help that says what each switch does."""
+when installed), a config.json that reruns the run (--config), and --help that says what each switch does."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lancet.core.atomic import read_csv
+from lancet.core.errors import LancetError
 from lancet.training import grid
-from lancet.training.config import build_parser
+from lancet.training.config import TrainConfig, build_parser, config_from_args
+from lancet.training.config_file import RUN_FACTS, parse_with_config, read_config_file
 from lancet.training.grid import run_training
 from lancet.training.history import HISTORY_FIELDS, history_path
 
 from test_training import ROOT, cfg_for, make_store
 
+ENV = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
 UNIT = "TCNet__train-clean__seed987654__fold{}"
 
 
@@ -93,12 +99,63 @@ def test_tensorboard_logs_the_curves_when_installed(store, tmp_path):
         assert [e.value for e in logged] == pytest.approx([float(r[key]) for r in rows], rel=1e-6)
 
 
+# ----------------------------------------------------------------------------- --config
+def _settings(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k != "run_name"}
+
+
+def test_config_reproduces_a_run(store, tmp_path, capsys):
+    cfg = cfg_for(tmp_path, store, folds=("1",), epochs=1, seeds=(3,), lr=2e-3, specaugment=True, mixup_alpha=0.0,
+                  model_options={"TCNet": {"residual": False}}, class_weighted=True)
+    run_training(cfg, log=lambda m: None)
+    saved = Path(cfg.results_dir) / "t" / "config.json"
+    first = json.loads(saved.read_text())
+    assert set(first) <= {f for f in TrainConfig.__dataclass_fields__} | RUN_FACTS  # every key is known
+    script = _train_script()
+    assert script.main(["--config", str(saved), "--run-name", "again", "--device", "cpu"]) == 0
+    again = json.loads((Path(cfg.results_dir) / "again" / "config.json").read_text())
+    assert again["run_name"] == "again" and _settings(again) == _settings(first)
+    # flags beside it override, booleans either way; the rest stays the file's
+    args = parse_with_config(script.build_parser(), ["--config", str(saved), "--epochs", "7", "--no-specaugment",
+                                                     "--no-class-weighted", "--progress"])
+    changed = config_from_args(args)
+    assert (changed.epochs, changed.specaugment, changed.class_weighted, changed.progress) == (7, False, False, True)
+    assert changed.lr == 2e-3 and changed.seeds == (3,) and changed.model_options == {"TCNet": {"residual": False}}
+    assert changed.run_name is None and changed.device == "auto"  # resolved afresh
+
+
+def test_config_refuses_unknown_keys_and_wrong_types_in_one_line(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"epochs": 3, "epoch": 5, "lerning_rate": 0.1, "conditions": ["clean"]}))
+    with pytest.raises(LancetError, match=r"unknown setting\(s\) epoch, lerning_rate;"):
+        read_config_file(path)
+    r = subprocess.run([sys.executable, str(ROOT / "train_LANCET.py"), "--config", str(path)], capture_output=True,
+                       text=True, env=ENV, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and str(path) in lines[0] and "epoch, lerning_rate" in lines[0]
+    for bad, expected in (({"epochs": "ten"}, "expected an integer"), ({"seeds": 4}, "expected a list of integers"),
+                          ({"specaugment": "yes"}, "expected true or false")):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(LancetError, match=f"{next(iter(bad))} = .*: {expected}"):
+            read_config_file(path)
+    path.write_text("{not json")
+    with pytest.raises(LancetError, match="not readable JSON"):
+        read_config_file(path)
+    with pytest.raises(LancetError, match="not found"):
+        read_config_file(tmp_path / "none.json")
+    path.write_text(json.dumps({"epochs": 0}))  # a value out of range is refused by the usual checks
+    with pytest.raises(LancetError, match="--epochs 0: must be >= 1"):
+        from lancet.training.plan import validate_config
+
+        validate_config(config_from_args(parse_with_config(_train_script().build_parser(), ["--config", str(path)])))
+
+
 # ----------------------------------------------------------------------------- --help
 def test_help_says_what_each_switch_does_and_its_default():
     text = _train_script().build_parser().format_help()
     assert "(default: True)" not in text and "(default: False)" not in text
     assert "--no-progress, --progress" in text and "turn off tqdm progress bars (default: on, unless --no-progress is given)" in " ".join(text.split())
-    assert "--class-weighted, --no-class-weighted" in text
+    assert "--class-weighted, --no-class-weighted" in text and "--config CONFIG_JSON" in text
     p = build_parser()
     assert p.parse_args([]).progress is True and p.parse_args(["--no-progress"]).progress is False
     assert p.parse_args(["--class-weighted"]).class_weighted is True

@@ -2,6 +2,7 @@
 
 Settings and plan:
 * :mod:`.config` — :class:`TrainConfig`: every default, its range and the command line generated from it;
+* :mod:`.config_file` — a run's ``config.json`` read back (``--config``);
 * :mod:`.plan` — settings checked before any work, and the run's units (model x fold x seed x condition);
 * :mod:`.folds` — leave-one-session-out (speaker-independent) and the published random split.
 
