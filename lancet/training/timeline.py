@@ -91,8 +91,10 @@ def write_timeline_csv(path: Path, rows: Sequence[TimelineRow], class_names: Seq
                    ([round(r.start_s, 4), round(r.end_s, 4), r.label] + [round(p, 6) for p in r.probs] for r in rows))
 
 
-def plot_timeline(path: Path, rows: Sequence[TimelineRow], class_names: Sequence[str], title: str) -> None:
-    """Class probabilities over time (one line per class, at window centres) above the label bar."""
+def plot_timeline(path: Path, rows: Sequence[TimelineRow], class_names: Sequence[str], title: str,
+                  reference: Sequence[tuple[float, float, str]] | None = None) -> None:
+    """Class probabilities over time (one line per class, at window centres) above the label bar; with
+    ``reference`` (start s, end s, class) spans, a bar of what the recording really holds under it."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -100,7 +102,10 @@ def plot_timeline(path: Path, rows: Sequence[TimelineRow], class_names: Sequence
     end = max(r.end_s for r in rows)
     scale, unit = (60.0, "min") if end > MINUTES_AFTER_S else (1.0, "s")
     colours = plt.get_cmap("tab10").colors
-    fig, (top, bar) = plt.subplots(2, 1, figsize=(10, 3.8), sharex=True, gridspec_kw={"height_ratios": [5, 1]})
+    ratios = [5, 1] + ([1] if reference else [])
+    fig, axes = plt.subplots(len(ratios), 1, figsize=(10, 3.3 + 0.5 * len(ratios)), sharex=True,
+                             gridspec_kw={"height_ratios": ratios})
+    top, bar = axes[0], axes[1]
     centres = np.array([r.centre_s for r in rows]) / scale
     probs = np.array([r.probs for r in rows])
     for k, name in enumerate(class_names):
@@ -115,10 +120,13 @@ def plot_timeline(path: Path, rows: Sequence[TimelineRow], class_names: Sequence
     index = {c: k for k, c in enumerate(class_names)}
     for r, left, right in zip(rows, edges[:-1], edges[1:]):
         bar.axvspan(left, right, color=colours[index[r.label] % len(colours)], linewidth=0)
-    bar.set_yticks([])
-    bar.set_ylabel("label", rotation=0, ha="right", va="center", fontsize=8)
-    bar.set_xlim(rows[0].start_s / scale, end / scale)
-    bar.set_xlabel(f"time ({unit})")
+    for start, stop, label in reference or []:
+        axes[2].axvspan(start / scale, stop / scale, color=colours[index[label] % len(colours)], linewidth=0)
+    for ax, name in zip(axes[1:], ("label", "reference")):
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    axes[-1].set_xlim(rows[0].start_s / scale, end / scale)
+    axes[-1].set_xlabel(f"time ({unit})")
     fig.tight_layout()
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, dpi=100)
