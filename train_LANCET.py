@@ -6,6 +6,7 @@
     python train_LANCET.py --models LANCET --folds 1 2 --epochs 5
     python train_LANCET.py --protocol random --seeds 1 2 3  # the published split (speaker-dependent)
     python train_LANCET.py --train-on all                   # multi-condition training
+    python train_LANCET.py --config results/<run>/config.json --run-name again --seeds 1 2   # rerun, changed
     python train_LANCET.py --predict a.wav b.wav --checkpoint results/<run>/checkpoints/.../best.pt
 
 Everything lands in ``results/<run-name>/`` (config.json, per-fold metrics JSON/CSV, summary, plots,
@@ -20,8 +21,9 @@ import argparse
 from lancet.core.errors import HelpFormatter, LancetError, run_cli
 from lancet.training.config import build_parser as config_parser
 from lancet.training.config import config_from_args
+from lancet.training.config_file import add_config_flag, parse_with_config
 from lancet.training.grid import run_training
-from lancet.training.predict import format_predictions, predict_files
+from lancet.training.predict import run_predictions
 
 # ------------------------------------------------------------------ paths (each is also a flag)
 # Every other setting -- the recipe (epochs, batch size, learning rate, mixup, seeds...), the device,
@@ -35,19 +37,20 @@ PATHS = {"features_dir": FEATURES_DIR, "results_dir": RESULTS_DIR}
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     config_parser(PATHS, p)
+    add_config_flag(p.add_argument_group("a saved configuration"))
     g = p.add_argument_group("prediction instead of training")
     g.add_argument("--predict", nargs="+", metavar="WAV", help="label these wav files with --checkpoint")
-    g.add_argument("--checkpoint", help="best.pt of a trained model (with --predict)")
+    g.add_argument("--checkpoint", help="best.pt of a trained model, or a run folder (its fold models vote; "
+                   "predict.py has --model, --out and --timeline)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_config(build_parser(), argv)
     if args.predict or args.checkpoint:
         if not (args.predict and args.checkpoint):
             raise LancetError("--predict and --checkpoint go together: --predict WAV... --checkpoint best.pt")
-        results, names = predict_files(args.checkpoint, args.predict, device=args.device)
-        print(format_predictions(results, names))
+        run_predictions([args.checkpoint], args.predict, device=args.device, progress=args.progress)
         return 0
     run_training(config_from_args(args))
     return 0

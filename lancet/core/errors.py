@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+import textwrap
 from typing import Callable
 
 
@@ -80,6 +81,10 @@ def run_cli(main: Callable[[], int | None]) -> None:
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Adds ``(default: ...)`` to a flag's help unless the help already says its default or there is none."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # argparse wraps at hyphens too, which cuts a flag named in the help ("--no-" / "progress")
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""

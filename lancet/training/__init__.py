@@ -2,6 +2,7 @@
 
 Settings and plan:
 * :mod:`.config` — :class:`TrainConfig`: every default, its range and the command line generated from it;
+* :mod:`.config_file` — a run's ``config.json`` read back (``--config``);
 * :mod:`.plan` — settings checked before any work, and the run's units (model x fold x seed x condition);
 * :mod:`.folds` — leave-one-session-out (speaker-independent) and the published random split.
 
@@ -22,7 +23,14 @@ Evaluation and reports:
 * :mod:`.metrics` — WA, UA, macro-F1, confusion; :mod:`.evaluate` — utterance pooling, the robustness matrix;
 * :mod:`.records` — one result record per unit and condition; :mod:`.report` — tables, JSON/CSV and PNG plots;
 * :mod:`.cross_corpus` — every fold's model on another corpus;
-* :mod:`.predict` — labelling wav files with a checkpoint.
+* :mod:`.history` — each unit's learning curve as it trains; :mod:`.curves` — the curves plot per model.
+
+Using trained models (``predict.py``):
+* :mod:`.predict` — labelling audio files, the tables and timelines it writes;
+* :mod:`.predictor` — one ``best.pt`` rebuilt; :mod:`.ensemble` — fold models voting together;
+* :mod:`.recording` — one recording streamed through the models in bounded memory (:mod:`.windows` cuts it);
+* :mod:`.timeline` — labels over time (CSV, PNG); :mod:`.prediction_table` — ``--out`` (CSV, JSON);
+* :mod:`.audio_checks` — silence and too-short warnings.
 
 Running:
 * :mod:`.grid` — a whole run (:func:`run_training`): plan, schedule, summarise;

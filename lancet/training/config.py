@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 from lancet.core.classes import CLASS_MAPS as _CLASS_MAPS
 from lancet.core.device import AMP_MODES, DEVICES
-from lancet.core.errors import LancetError
+from lancet.core.errors import HelpFormatter, LancetError
 from lancet.core.locking import WAIT_FLAG_HELP
 from lancet.features.params import KINDS as FEATURE_KINDS
 from lancet.models import MODELS, parse_model_options
@@ -176,7 +176,9 @@ class TrainConfig:
     ddp: bool = opt(False, "under torchrun: train each unit data-parallel across all ranks instead of sharing "
                     "the units", "run")
     wait: bool = opt(False, WAIT_FLAG_HELP, "run")
-    progress: bool = opt(True, "tqdm bars", "run", loop=True)
+    progress: bool = opt(True, "tqdm progress bars", "run", loop=True)
+    tensorboard: str | None = opt(None, "also log every unit's learning curves (results/<run>/history/) to this "
+                                  "folder for TensorBoard; needs the optional tensorboard package", "run")
     # --- noise robustness
     norm: str = opt("global", "global: fold training statistics; utterance: per-utterance mean/variance (CMVN); "
                     "segment", NOISE, choices=NORM_MODES)
@@ -346,13 +348,33 @@ def _flag_type(hint: Any) -> tuple[type, bool, bool]:
     return (typing.get_origin(hint) or hint), False, optional
 
 
+class Switch(argparse.Action):
+    """A boolean setting with a flag for each value (``--class-weighted`` / ``--no-class-weighted``), so that
+    a flag can override a value loaded from a run's config.json either way. The flag that changes the
+    default comes first, and the help says what the default is and which flag changes it."""
+
+    def __init__(self, option_strings: list[str], dest: str, default: bool = False, help: str = "", **kw: Any) -> None:
+        name = option_strings[0].removeprefix("--")
+        on, off = f"--{name}", f"--no-{name}"
+        text = (f"turn off {help} (default: on, unless {off} is given)" if default
+                else f"{help} (default: off, unless {on} is given)")
+        super().__init__([off, on] if default else [on, off], dest, nargs=0, default=default, help=text)
+
+    def __call__(self, parser, namespace, values, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, not (option_string or "").startswith("--no-"))
+
+    def format_usage(self) -> str:
+        return self.option_strings[0]
+
+
 def build_parser(defaults: Mapping[str, Any] | None = None,
                  parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """One flag per :class:`TrainConfig` field (``--batch-size`` for ``batch_size``): type, default,
     choices and help all come from the field, so every default is written once, here.
 
-    ``defaults`` overrides some of them (a script's path constants). Booleans that default to False
-    are switches (``--class-weighted``); one that defaults to True is turned off (``--no-progress``).
+    ``defaults`` overrides some of them (a script's path constants). Booleans get a :class:`Switch`:
+    ``--class-weighted`` turns on what is off by default, ``--no-progress`` turns off what is on, and the
+    opposite flag of each sets the default value back (over ``--config``).
 
     Example:
         >>> build_parser().parse_args(["--epochs", "3"]).epochs
@@ -362,7 +384,7 @@ def build_parser(defaults: Mapping[str, Any] | None = None,
     unknown = set(defaults) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise ValueError(f"no TrainConfig field(s) {', '.join(sorted(unknown))}")
-    p = parser or argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser or argparse.ArgumentParser(formatter_class=HelpFormatter)
     hints = typing.get_type_hints(TrainConfig)
     groups: dict[str, Any] = {}
     for f in dataclasses.fields(TrainConfig):
@@ -377,10 +399,7 @@ def build_parser(defaults: Mapping[str, Any] | None = None,
         help_text = meta.get("help", "")
         kw: dict[str, Any] = {"dest": f.name, "help": help_text() if callable(help_text) else help_text}
         if kind is bool:
-            if default:
-                flag = "--no-" + f.name.replace("_", "-")
-                kw["help"] = "no " + kw["help"]
-            g.add_argument(flag, action="store_false" if default else "store_true", default=default, **kw)
+            g.add_argument(flag, action=Switch, default=default, **kw)
             continue
         if kind is dict:  # KEY=VALUE items, parsed by config_from_args (they need the model names)
             g.add_argument(flag, nargs="*", default=[], metavar="KEY=VALUE", **kw)

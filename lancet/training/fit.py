@@ -60,13 +60,14 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
                 n_classes: int, settings: TrainSettings, device: torch.device, amp_dtype: torch.dtype | None,
                 ckpt_dir: Path, seed: int, best_payload: dict[str, Any], desc: str = "", norm=None, specaugment=None,
                 epoch_table: Callable[[int], SegmentTable] | None = None,
-                on_epoch_end: Callable[[int], None] | None = None, ddp=None) -> TrainResult:
+                on_epoch_end: Callable[[int], None] | None = None, ddp=None,
+                on_history: Callable[[list[dict]], None] | None = None) -> TrainResult:
     """Train ``model`` (already seeded and built) on ``train``, select on ``val``; resume from ``last.pt``.
 
     ``best_payload`` goes into ``best.pt`` with the weights and normalisation statistics. Extensions (plain
     loop): ``norm`` (``--norm utterance|segment``), ``specaugment``, ``epoch_table(epoch)`` (``--train-on
     online``), ``ddp`` (a torchrun DistContext with ``--ddp``: ranks share every batch, rank 0 writes).
-    ``on_epoch_end(epoch)`` runs once each epoch's checkpoint is on disk (tests interrupt there)."""
+    ``on_history(history)`` and ``on_epoch_end(epoch)`` (tests interrupt there) run once an epoch is on disk."""
     # the model on its device, and the optimizer and schedule of the recipe
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
@@ -97,6 +98,7 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
                                        device, amp_dtype, rng, seed, norm, specaugment, ddp))
     t0 = time.perf_counter()
     for epoch in range(state.epoch, settings.epochs):
+        started = time.perf_counter()
         # --train-on online: new noise, SNRs and rooms every epoch (``train`` is epoch 0's table)
         if epoch_table is not None and epoch > 0:
             epochs.use_table(epoch_table(epoch))
@@ -106,20 +108,16 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
         scheduler.step()
         # validate; the epoch's one host sync reads the summed loss
         val_metrics = epochs.validate()
-        score = selection_score(val_metrics)
-        record = {"epoch": epoch + 1, "loss": float(total_loss) / max(seen, 1), "lr": float(optimizer.param_groups[0]["lr"]),
-                  "val_wa": val_metrics["wa"], "val_ua": val_metrics["ua"], "val_score": score, **extra}
+        record = _epoch_record(epoch, float(total_loss) / max(seen, 1), optimizer, val_metrics, started, extra)
+        score = record["val_score"]
         state.history.append(record)
         check_finite(record["loss"], model, f"{desc} epoch {epoch + 1}", settings.lr)  # never keep a diverged model
-        bar.set_postfix(loss=f"{record['loss']:.4f}", val_wa=f"{val_metrics['wa']:.3f}", val_ua=f"{val_metrics['ua']:.3f}")
-        bar.close()
+        _close_bar(bar, record)
         # keep the best model by (WA + UA) / 2 on the validation speakers, with what it takes to use it
         if score > state.best_score:
             state.best_score, state.best_epoch, state.best_val, state.stale = score, epoch + 1, val_metrics, 0
             if epochs.writes:
-                save_checkpoint(ckpt_dir / BEST, {**best_payload, "model_state": model.state_dict(), "epoch": epoch + 1,
-                                                  "val": val_metrics, "norm_mean": np.asarray(mean, np.float32),
-                                                  "norm_std": np.asarray(std, np.float32)})
+                _save_best(ckpt_dir / BEST, best_payload, model, epoch + 1, val_metrics, mean, std)
         else:
             state.stale += 1
         # where training stands, so that a kill resumes at the next epoch; stop at the end or on patience
@@ -128,6 +126,8 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
                           or (settings.patience is not None and state.stale >= settings.patience))
         if epochs.writes:
             state.save(last_path, model, optimizer, scheduler, scaler, rng)
+            if on_history is not None:  # the learning curve, readable while the run goes on
+                on_history(state.history)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
         if state.finished:
@@ -135,6 +135,19 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
     step = "plain" if not fast else ("compiled" if settings.compile_backend else "fast")
     return TrainResult(state.best_epoch, state.best_score, state.best_val, len(state.history), state.history,
                        resumed_from, time.perf_counter() - t0, step)
+
+
+def _epoch_record(epoch: int, loss: float, optimizer, val_metrics: dict, started: float, extra: dict) -> dict:
+    """One row of the learning curve: the epoch's loss, learning rate, validation scores and seconds
+    (training and validation of the epoch)."""
+    return {"epoch": epoch + 1, "loss": loss, "lr": float(optimizer.param_groups[0]["lr"]),
+            "val_wa": val_metrics["wa"], "val_ua": val_metrics["ua"], "val_score": selection_score(val_metrics),
+            "seconds": time.perf_counter() - started, **extra}
+
+
+def _close_bar(bar: tqdm, record: dict) -> None:
+    bar.set_postfix(loss=f"{record['loss']:.4f}", val_wa=f"{record['val_wa']:.3f}", val_ua=f"{record['val_ua']:.3f}")
+    bar.close()
 
 
 def check_finite(loss: float, model: torch.nn.Module, where: str, lr: float) -> None:
@@ -149,6 +162,13 @@ def check_finite(loss: float, model: torch.nn.Module, where: str, lr: float) -> 
     what = f"the training loss is {loss}" if not math.isfinite(loss) else "the weights are no longer finite"
     raise LancetError(f"{where}: {what} (training diverged); lower --lr (now {lr:g}) or check the features, "
                       f"and rerun with another --run-name")
+
+
+def _save_best(path: Path, payload: dict[str, Any], model: torch.nn.Module, epoch: int, val_metrics: dict,
+               mean: np.ndarray, std: np.ndarray) -> None:
+    """``best.pt``: the weights with what it takes to use them (the unit's payload, the normalisation)."""
+    save_checkpoint(path, {**payload, "model_state": model.state_dict(), "epoch": epoch, "val": val_metrics,
+                           "norm_mean": np.asarray(mean, np.float32), "norm_std": np.asarray(std, np.float32)})
 
 
 # ----------------------------------------------------------------------------- the optimizer

@@ -6,6 +6,8 @@ Layout under ``<results>/<run-name>/``:
 * ``checkpoints/<model>/train-<tag>/seed<seed>/<fold>/best.pt`` (+ ``last.pt`` while training);
 * ``metrics/<model>__train-<tag>__seed<seed>__<fold>.json|.csv`` — per condition, written last: its
   presence marks the unit finished, and a rerun of the same command skips it;
+* ``history/<model>__train-<tag>__seed<seed>__<fold>.csv`` — each unit's learning curve, rewritten after
+  every epoch (lancet.training.history), drawn per model in ``plots/curves_<model>.png``;
 * ``metrics_all.json|csv``, ``summary.json|csv`` (the robustness matrix), ``plots/*.png``.
 
 Units run one by one in this process, ``--jobs N`` at a time in worker processes, or shared among the
@@ -35,7 +37,9 @@ from lancet.models import build_model
 from . import distributed, jobs
 from .config import TrainConfig
 from .cross_corpus import evaluate_cross_corpus, open_test_store
+from .curves import write_curves
 from .evaluate import robustness_matrix
+from .history import HISTORY_DIR, TENSORBOARD_HINT, tensorboard_available
 from .identity import check_rerun, digest, run_identity
 from .noise_pools import NoisePools
 from .plan import Unit, plan_units, validate_config
@@ -142,6 +146,9 @@ class GridRun(UnitRunner):
         if cfg.protocol == "random":
             self.log("protocol random: stratified 80/10/10 utterance split (random_state 42), as published — "
                      "SPEAKER-DEPENDENT: the same speakers are in training and test")
+        if cfg.tensorboard and not tensorboard_available():
+            self.log(f"--tensorboard: the tensorboard package is not installed ({TENSORBOARD_HINT}); the learning "
+                     f"curves are still written to {self.run_dir / HISTORY_DIR} and plots/curves_<model>.png")
         for fold in data.folds:
             self.log(fold.describe())
         for line in data.split_warnings:
@@ -163,6 +170,7 @@ class GridRun(UnitRunner):
                 raise LancetError(f"{self.run_dir}: {len(missing)} unit(s) have no metrics (e.g. {missing[0]}); "
                                   f"rerun the same command to finish them")
             paths = write_summary(self.run_dir, records, rows, self.data.class_names, speaker_independent)
+            paths.update(write_curves(self.run_dir, self.units))
             self.log(table)
             if cfg.test_features_dir:  # train on one corpus, test on another: its own table
                 paths.update(evaluate_cross_corpus(self, self.units))

@@ -1,118 +1,50 @@
-"""Label wav files with a trained checkpoint: same features, same normalisation, pooled segments.
+"""Label audio files with trained models: same features, same normalisation, pooled segments.
 
-A model answers for any input, also for silence; so a clip whose RMS level is below
-:data:`SILENCE_DBFS` (no speech energy) or shorter than :data:`MIN_CLIP_S` gets a warning line above the
-table of predictions. A folder stands for the ``.wav`` files directly inside it, in name order.
+The pieces: :mod:`~lancet.training.predictor` rebuilds one ``best.pt``; :mod:`~lancet.training.ensemble`
+lets the fold models of a run (or any ``best.pt`` files) vote together; :mod:`~lancet.training.recording`
+streams one recording through them in bounded memory; :mod:`~lancet.training.timeline` labels windows over
+time; :mod:`~lancet.training.prediction_table` writes ``--out``. This module ties them together for
+``predict.py`` and ``train_LANCET.py --predict``.
+
+A clip with no speech energy or shorter than :data:`MIN_CLIP_S` is labelled as well, with a warning
+(:mod:`~lancet.training.audio_checks`). A folder stands for the audio files directly inside it
+(:data:`~lancet.core.audio_stream.AUDIO_SUFFIXES`), in name order.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
-import torch
+from tqdm.auto import tqdm
 
-from lancet.core.device import autocast_context, resolve_amp, resolve_device
 from lancet.core.audio import load_audio
+from lancet.core.audio_stream import AUDIO_SUFFIXES, BLOCK_S, open_audio_stream
 from lancet.core.errors import LancetError
 from lancet.features.compute import compute_features
 from lancet.features.params import params_from_record
 from lancet.features.segment import segment_audio, valid_frames
-from lancet.models import MODELS, build_model
 
-from .evaluate import pool_utterances, to_model_input
-from .checkpoint import load_checkpoint
-from .feature_norm import normalise_utterance
-
-#: RMS level (dB relative to full scale, 20 log10 RMS) below which a clip holds no speech energy:
-#: speech is recorded around -35 to -15 dBFS, -60 dBFS is near the noise floor of 16-bit silence.
-SILENCE_DBFS = -60.0
-#: Clips shorter than this hold too little speech for an emotion label.
-MIN_CLIP_S = 0.5
-#: Checkpoints of this format were written before some models' defaults changed (their ``old_checkpoint_options``).
-OLD_FORMAT = "lancet-checkpoint-1"
-
-
-@dataclass
-class Predictor:
-    model: torch.nn.Module
-    class_names: list[str]
-    mean: torch.Tensor
-    std: torch.Tensor
-    feature_record: dict
-    pooling: str
-    device: torch.device
-    amp_dtype: torch.dtype | None
-    n_frames: int
-    norm: str = "global"   # --norm the model was trained with (lancet.training.feature_norm)
-
-
-def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str = "off") -> Predictor:
-    """Rebuild the model of a ``best.pt`` written by the trainer, on ``device``."""
-    dev = resolve_device(device)
-    ckpt = load_checkpoint(checkpoint, map_location=dev)
-    needed = ("model_name", "model_state", "class_names", "norm_mean", "norm_std", "feature_params", "n_freq", "n_frames")
-    missing = [k for k in needed if k not in ckpt]
-    if missing:
-        raise LancetError(f"{checkpoint}: not a LANCET best checkpoint (missing {', '.join(missing)})")
-    options = dict(ckpt.get("model_options", {}))
-    entry = MODELS.get(ckpt["model_name"])
-    if entry is not None and ckpt.get("format", OLD_FORMAT) == OLD_FORMAT:
-        for key, value in entry.old_checkpoint_options.items():  # defaults that changed since it was trained
-            options.setdefault(key, value)
-    model = build_model(ckpt["model_name"], len(ckpt["class_names"]), ckpt["n_freq"], ckpt["n_frames"], **options)
-    try:
-        model.load_state_dict(ckpt["model_state"])
-    except RuntimeError as exc:  # sizes that disagree with the recorded model: a foreign or edited file
-        first = str(exc).strip().splitlines()
-        raise LancetError(f"{checkpoint}: its weights do not fit a {ckpt['model_name']} of the recorded sizes "
-                          f"({first[-1].strip() if first else 'size mismatch'})") from None
-    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
-        raise LancetError(f"{checkpoint}: holds weights that are not finite (a diverged training); it cannot predict")
-    model.to(dev).eval()
-    return Predictor(model=model, class_names=list(ckpt["class_names"]),
-                     mean=torch.as_tensor(np.asarray(ckpt["norm_mean"], np.float32).reshape(-1, 1), device=dev),
-                     std=torch.as_tensor(np.asarray(ckpt["norm_std"], np.float32).reshape(-1, 1), device=dev),
-                     feature_record=dict(ckpt["feature_params"]), pooling=ckpt.get("pooling", "mean"),
-                     device=dev, amp_dtype=resolve_amp(amp, dev), n_frames=int(ckpt["n_frames"]),
-                     norm=str(ckpt.get("norm", "global")))
-
-
-def rms_dbfs(audio: np.ndarray) -> float:
-    """RMS level of float audio in [-1, 1] in dBFS (20 log10 RMS); ``-inf`` for digital silence.
-
-    Example:
-        >>> round(rms_dbfs(np.full(100, 0.1)), 6)
-        -20.0
-    """
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
-    return float(20.0 * np.log10(rms)) if rms > 0 else float("-inf")
-
-
-def audio_warnings(audio: np.ndarray, sample_rate: int) -> list[str]:
-    """Why a prediction on this clip means little: no speech energy, or too short (empty list if fine)."""
-    out = []
-    level = rms_dbfs(audio)
-    if level < SILENCE_DBFS:
-        out.append(f"no speech energy (RMS {level:.1f} dBFS, below {SILENCE_DBFS:g} dBFS): the label means nothing")
-    seconds = len(audio) / sample_rate
-    if seconds < MIN_CLIP_S:
-        out.append(f"only {seconds:.2f} s of audio (under {MIN_CLIP_S:g} s): too short to judge")
-    return out
+from .audio_checks import MIN_CLIP_S, SILENCE_DBFS, audio_warnings, rms_dbfs  # noqa: F401 (the module's API)
+from .ensemble import Ensemble, load_ensemble
+from .prediction_table import check_out_path, write_predictions
+from .predictor import OLD_FORMAT, Predictor, load_predictor  # noqa: F401 (the module's API)
+from .recording import BATCH_SEGMENTS, label_recording, passes
+from .timeline import plot_timeline, timeline_geometry, timeline_stem, write_timeline_csv
 
 
 def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Wav paths from files and folders (a folder: its ``.wav`` files, sorted); missing ones are an error."""
+    """Audio paths from files and folders (a folder: its audio files, sorted); missing ones are an error."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            wavs = sorted(f for f in p.iterdir() if f.suffix.lower() == ".wav" and f.is_file())
-            if not wavs:
-                raise LancetError(f"{p}: the folder holds no .wav files")
-            out.extend(wavs)
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
+            if not files:
+                raise LancetError(f"{p}: the folder holds no .wav files (nor other audio: "
+                                  f"{', '.join(sorted(AUDIO_SUFFIXES))})")
+            out.extend(files)
         elif p.is_file():
             out.append(p)
         else:
@@ -122,7 +54,8 @@ def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 def utterance_features(path: str | os.PathLike, record: dict,
                        warnings: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(segments (n, F, T) float32, valid frames (n,)) of one wav, with the training feature parameters.
+    """(segments (n, F, T) float32, valid frames (n,)) of a whole file read at once, with the training
+    feature parameters: the reference the streamed pass (:mod:`~lancet.training.recording`) equals.
 
     Reasons to distrust the result (:func:`audio_warnings`) are appended to ``warnings``.
     """
@@ -139,39 +72,97 @@ def utterance_features(path: str | os.PathLike, record: dict,
     return feats, lengths
 
 
-@torch.no_grad()
-def predict_file(predictor: Predictor, path: str | os.PathLike, pooling: str | None = None) -> dict:
-    notes: list[str] = []
-    feats, lengths = utterance_features(path, predictor.feature_record, notes)
-    if feats.shape[-1] != predictor.n_frames:
-        raise LancetError(f"{path}: features have {feats.shape[-1]} frames, the model expects {predictor.n_frames}")
-    if predictor.norm == "global":
-        x = to_model_input(torch.from_numpy(feats).to(predictor.device), predictor.mean, predictor.std)
-    else:  # --norm utterance|segment: the file's own statistics, as in training
-        x = normalise_utterance(feats, lengths, predictor.norm, predictor.mean, predictor.std, predictor.device)
-    with autocast_context(predictor.device, predictor.amp_dtype):
-        logits = predictor.model(x, lengths=torch.from_numpy(lengths).to(predictor.device))
-    probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    scores, pred = pool_utterances(probs, np.zeros(len(probs), np.int64), 1, pooling or predictor.pooling)
-    return {"path": str(path), "label": predictor.class_names[int(pred[0])], "scores": scores[0].tolist(),
-            "n_segments": int(len(probs)), "warnings": notes}
+def predict_file(predictor: Predictor | Ensemble, path: str | os.PathLike, pooling: str | None = None) -> dict:
+    """The label and class probabilities of one file (see :func:`~lancet.training.recording.label_recording`)."""
+    ens = predictor if isinstance(predictor, Ensemble) else Ensemble([predictor])
+    result = label_recording(ens, path, pooling)
+    result.pop("timeline")
+    return result
 
 
-def predict_files(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike], device: str = "auto",
-                  pooling: str | None = None) -> tuple[list[dict], list[str]]:
-    """Predict every file (a folder: its wav files); returns (results, class names)."""
+def predict_files(checkpoint: str | os.PathLike | Sequence[str | os.PathLike], paths: Sequence[str | os.PathLike],
+                  device: str = "auto", pooling: str | None = None, model: str | None = None,
+                  window_s: float | None = None, hop_s: float | None = None, timeline: bool = False,
+                  block_s: float = BLOCK_S, progress: bool = False,
+                  ensemble: Ensemble | None = None) -> tuple[list[dict], list[str]]:
+    """Predict every file (a folder: its audio files) with the models of ``checkpoint`` (best.pt files or
+    run folders, :func:`~lancet.training.ensemble.load_ensemble`); returns (results, class names).
+
+    Every file's header is read before any model runs, so an unreadable file stops the work at once.
+    With ``timeline``, each result's ``timeline`` holds its windows (``window_s``/``hop_s``, by default
+    the training segment's).
+    """
     if not paths:
-        raise LancetError("--predict: give at least one wav file")
-    paths = expand_inputs(paths)
-    predictor = load_predictor(checkpoint, device)
-    return [predict_file(predictor, p, pooling) for p in paths], predictor.class_names
+        raise LancetError("--predict: give at least one audio file")
+    files = expand_inputs(paths)
+    ens = ensemble or load_ensemble(checkpoint, model, device)
+    _, seg = ens.params
+    geometry = timeline_geometry(seg, window_s, hop_s) if timeline else None
+    total = sum(open_audio_stream(f, seg.sample_rate, block_s).duration_s for f in files) * passes(ens)
+    results = []
+    with tqdm(total=round(total, 1), unit="s", desc="audio", disable=not progress, dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]") as bar:
+        for f in files:
+            r = label_recording(ens, f, pooling, geometry, block_s, BATCH_SEGMENTS, on_seconds=bar.update)
+            if not timeline:
+                r.pop("timeline")
+            results.append(r)
+    return results, ens.class_names
 
 
 def format_predictions(results: list[dict], class_names: Sequence[str]) -> str:
     """The predictions as a table (one row per file), after one ``warning:`` line per doubtful clip."""
     head = ["file", "prediction", "segments"] + list(class_names)
-    rows = [[Path(r["path"]).name, r["label"], str(r["n_segments"])] + [f"{s:.3f}" for s in r["scores"]]
+    rows = [[_printable(Path(r["path"]).name), r["label"], str(r["n_segments"])] + [f"{s:.3f}" for s in r["scores"]]
             for r in results]
     widths = [max(len(row[i]) for row in [head] + rows) for i in range(len(head))]
-    notes = [f"warning: {r['path']}: {note}" for r in results for note in r.get("warnings", [])]
+    notes = [f"warning: {_printable(r['path'])}: {note}" for r in results for note in r.get("warnings", [])]
     return "\n".join(notes + ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in [head] + rows])
+
+
+def _printable(name: str) -> str:
+    """A file name on one line of a terminal table (a newline or tab in it would break the columns)."""
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in name)
+
+
+def write_timelines(results: Sequence[dict], class_names: Sequence[str], folder: str | os.PathLike,
+                    describe: str, log: Callable[[str], None] = print) -> list[Path]:
+    """``<folder>/<stem>.csv`` and ``.png`` for each result that has two windows or more; returns the files."""
+    written: list[Path] = []
+    used: set[str] = set()
+    single = [r for r in results if len(r.get("timeline") or []) < 2]
+    if single:
+        log(f"timeline: {len(single)} recording(s) give a single window and have no timeline "
+            f"(e.g. {_printable(single[0]['path'])}, {single[0]['duration_s']:.2f} s)")
+    for r in results:
+        if len(r.get("timeline") or []) < 2:
+            continue
+        stem = timeline_stem(r["path"], used)
+        csv_path, png_path = Path(folder) / f"{stem}.csv", Path(folder) / f"{stem}.png"
+        write_timeline_csv(csv_path, r["timeline"], class_names)
+        plot_timeline(png_path, r["timeline"], class_names, f"{_printable(Path(r['path']).name)} — {describe}")
+        written += [csv_path, png_path]
+    return written
+
+
+def run_predictions(checkpoints: Sequence[str | os.PathLike], inputs: Sequence[str | os.PathLike],
+                    model: str | None = None, device: str = "auto", pooling: str | None = None,
+                    out: str | os.PathLike | None = None, timeline_dir: str | os.PathLike | None = None,
+                    window_s: float | None = None, hop_s: float | None = None, block_s: float = BLOCK_S,
+                    progress: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+    """``predict.py`` end to end: label, print the table, write ``--out`` and the timelines."""
+    if out is not None:
+        check_out_path(out)  # before hours of work, not after
+    ens = load_ensemble(checkpoints, model, device)
+    results, names = predict_files(checkpoints, inputs, pooling=pooling, window_s=window_s, hop_s=hop_s,
+                                   timeline=timeline_dir is not None, block_s=block_s, progress=progress,
+                                   ensemble=ens)
+    log(ens.describe())
+    log(format_predictions(results, names))
+    if out is not None:
+        log(f"predictions: {write_predictions(out, results, names, [p.source for p in ens.predictors])}")
+    if timeline_dir is not None:
+        files = write_timelines(results, names, timeline_dir, ens.describe(), log)
+        if files:
+            log(f"timelines: {len(files) // 2} recording(s) in {timeline_dir} (CSV and PNG)")
+    return results

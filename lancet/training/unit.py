@@ -37,6 +37,7 @@ from .data import SegmentTable, build_table
 from .evaluate import evaluate_table, metrics_from_probs
 from .feature_norm import Normaliser
 from .fit import TrainResult, seed_everything, train_model
+from .history import EpochLog, history_path
 from .noise_pools import NoisePools
 from .online import AUDIO_HINT, OnlineAugmenter, OnlineSettings, TrainUtterance, clean_audio_paths
 from .plan import Unit
@@ -70,6 +71,13 @@ class UnitRunner:
     def settings(self) -> TrainSettings:
         return TrainSettings.from_config(self.cfg)
 
+    def epoch_log(self, unit: Unit, writes: bool = True) -> EpochLog:
+        """The unit's learning curve: ``history/<unit>.csv`` and, with ``--tensorboard DIR``, event files in
+        ``DIR/<run>/<unit>/`` (only on the process that writes the unit's files)."""
+        board = self.cfg.tensorboard
+        where = Path(board) / self.run_dir.name / unit.key if board and writes else None
+        return EpochLog(history_path(self.run_dir, unit.key), where)
+
     # ------------------------------------------------------------------ one unit
     def run_unit(self, unit: Unit) -> list[dict]:
         """Train ``unit`` (resuming an interrupted one), test it, write its metrics; returns its records."""
@@ -89,11 +97,15 @@ class UnitRunner:
         self.log(f"[{desc}] {len(train)} training / {len(val)} validation segments "
                  f"({'in RAM' if train.in_ram else 'memory-mapped'}), device {self.device}"
                  + (f" autocast {str(self.amp_dtype).removeprefix('torch.')}" if self.amp_dtype else ""))
-        result = train_model(model, train, val, mean, std, len(data.class_names), self.settings(), self.device,
-                             self.amp_dtype, ckpt_dir, unit.seed, self._payload(unit, options), desc=desc,
-                             norm=self._normaliser(mean, std), specaugment=self._specaugment(),
-                             epoch_table=online.epoch_table if online else None, on_epoch_end=hook,
-                             ddp=self.dist if together else None)
+        curves = self.epoch_log(unit, writes=self.dist.is_main or not together)
+        try:
+            result = train_model(model, train, val, mean, std, len(data.class_names), self.settings(), self.device,
+                                 self.amp_dtype, ckpt_dir, unit.seed, self._payload(unit, options), desc=desc,
+                                 norm=self._normaliser(mean, std), specaugment=self._specaugment(),
+                                 epoch_table=online.epoch_table if online else None, on_epoch_end=hook,
+                                 ddp=self.dist if together else None, on_history=curves)
+        finally:
+            curves.close()
         if result.resumed_from:
             self.log(f"[{desc}] resumed after epoch {result.resumed_from}")
         if result.step == "compiled":
