@@ -39,8 +39,9 @@ def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
 
 
 @dataclass(frozen=True)
-class MelParams:
-    """log10 Mel spectrogram (librosa.feature.melspectrogram, then log10 with a floor)."""
+class MelBands:
+    """The Mel bands of a centred STFT (librosa.feature.melspectrogram): what log-Mel and PCEN share, before
+    each compresses them its own way."""
 
     n_fft: int = _f(400, "FFT size in samples")
     hop_length: int = _f(160, "hop between frames in samples")
@@ -50,9 +51,6 @@ class MelParams:
     fmin: float = _f(0.0, "lowest Mel frequency (Hz)")
     fmax: float = _f(0.0, "highest Mel frequency (Hz); 0 means sample_rate / 2")
     power: float = _f(2.0, "exponent of the magnitude spectrogram")
-    log_floor: float = _f(1e-10, "floor before log10: log10(max(S, floor))")
-
-    kind = "mel"
 
     def frames(self, n_samples: int) -> int:
         return 1 + n_samples // self.hop_length
@@ -62,6 +60,15 @@ class MelParams:
 
     def frame_centre(self, t: int) -> float:
         return t * self.hop_length
+
+
+@dataclass(frozen=True)
+class MelParams(MelBands):
+    """log10 Mel spectrogram (librosa.feature.melspectrogram, then log10 with a floor)."""
+
+    log_floor: float = _f(1e-10, "floor before log10: log10(max(S, floor))")
+
+    kind = "mel"
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ class SpectrogramParams:
 
 
 @dataclass(frozen=True)
-class PcenParams:
+class PcenParams(MelBands):
     """Mel bands compressed by per-channel energy normalisation instead of a logarithm (librosa.pcen).
 
     PCEN (Wang et al., ICASSP 2017; Lostanlen et al., IEEE SPL 2019) divides each band by a smoothed
@@ -129,13 +136,6 @@ class PcenParams:
     its steady state for a unit input, as librosa's does, in every segment independently.
     """
 
-    n_fft: int = _f(400, "FFT size in samples")
-    hop_length: int = _f(160, "hop between frames in samples")
-    win_length: int = _f(400, "window length in samples (<= n_fft)")
-    window: str = _f("hann", "window name (scipy.signal.get_window)")
-    n_mels: int = _f(128, "number of Mel bands")
-    fmin: float = _f(0.0, "lowest Mel frequency (Hz)")
-    fmax: float = _f(0.0, "highest Mel frequency (Hz); 0 means sample_rate / 2")
     power: float = _f(1.0, "exponent of the magnitude spectrogram before PCEN (1: magnitude)")
     scale: float = _f(2.0 ** 31, "factor on the Mel magnitudes before PCEN (audio in [-1, 1] to integer range)")
     time_constant: float = _f(0.4, "PCEN smoother's time constant in seconds")
@@ -145,15 +145,6 @@ class PcenParams:
     eps: float = _f(1e-6, "PCEN floor of the smoothed level")
 
     kind = "pcen"
-
-    def frames(self, n_samples: int) -> int:
-        return 1 + n_samples // self.hop_length
-
-    def n_features(self) -> int:
-        return self.n_mels
-
-    def frame_centre(self, t: int) -> float:
-        return t * self.hop_length
 
     def smoothing(self, sr: int) -> float:
         """The smoother's coefficient b, from the time constant as librosa.pcen computes it.
