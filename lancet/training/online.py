@@ -236,7 +236,10 @@ class OnlineAugmenter:
         self.epochs = int(epochs)
         self._ahead: dict[int, "cf.Future"] = {}
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lancet-online") if epochs > 0 else None
-        self.features = TorchFeatures(self.params, self.seg.sample_rate, device=str(device))
+        # float32: the extraction's float64 is for agreement with librosa to 1e-5 in near-silent bands; training
+        # mixtures need no such precision, and float32 makes an epoch's features 2-4x cheaper on the CPU
+        self.features = TorchFeatures(self.params, self.seg.sample_rate, device=str(device), precision="float32")
+        self._clean: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # paired views: the clean view, computed once
         self.cache = _Cache(cache_bytes)
         self.xf = int(round(settings.crossfade_s * SAMPLE_RATE))
         self.by_speaker = speakers_index(self.utts)
@@ -293,6 +296,13 @@ class OnlineAugmenter:
         lengths = np.array([valid_frames(self.params, r, self.shape[1]) for r in real], dtype=np.int64)
         return feats, lengths
 
+    def clean_features(self, u: TrainUtterance) -> tuple[np.ndarray, np.ndarray]:
+        """(features, valid frames) of ``u``'s clean segments, computed on first use and kept: the clean view
+        of paired training does not change between epochs."""
+        if u.id not in self._clean:
+            self._clean[u.id] = self.features_of(self.cache.get(u.path))
+        return self._clean[u.id]
+
     def epoch_table(self, epoch: int) -> SegmentTable:
         """A fresh noisy copy of every training utterance: the segment table of epoch ``epoch`` (0-based).
 
@@ -322,8 +332,9 @@ class OnlineAugmenter:
             except SilentSignalError:
                 skipped += 1
                 continue
-            if self.s.paired:  # the clean view, then each noisy copy in its own view
-                for view, audio in zip(views, [self.cache.get(u.path)] + noisy):
+            if self.s.paired:  # the clean view (the same every epoch), then each noisy copy in its own view
+                views[0].add_ready(u, *self.clean_features(u))
+                for view, audio in zip(views[1:], noisy):
                     view.add(u, audio)
             else:
                 for k, audio in enumerate(noisy):
@@ -358,6 +369,17 @@ class _ViewParts:
         self.keys.append((self.condition if not copy else f"{self.condition}#{copy}", u.id))
         if self.n_pending >= self.batch_segments:
             self.flush()
+
+    def add_ready(self, u: "TrainUtterance", feats: np.ndarray, lengths: np.ndarray) -> None:
+        """Segments whose features are already computed (the clean view), in order after the pending ones."""
+        if not len(feats):
+            return
+        self.flush()
+        self.feats.append(feats)
+        self.lengths.append(lengths)
+        self.labels.append(np.full(len(feats), u.label, np.int64))
+        self.utt.append(np.full(len(feats), len(self.keys), np.int64))
+        self.keys.append((self.condition, u.id))
 
     def flush(self) -> None:
         if self.pending:
