@@ -114,7 +114,7 @@ def test_old_format_checkpoint_still_loads(tmp_path):
 def test_training_writes_weights_only_checkpoints_and_resumes(tmp_path):
     from lancet.training.checkpoint import BEST, LAST
     from lancet.training.config import TrainSettings
-    from lancet.training.fit import train_model
+    from lancet.training.fit import FitHooks, train_model
 
     table, _ = _table(n=40)
 
@@ -128,7 +128,7 @@ def test_training_writes_weights_only_checkpoints_and_resumes(tmp_path):
     s = TrainSettings(epochs=2, batch_size=8, lr=0.1, progress=False)
     with pytest.raises(Stop):
         train_model(_Tiny(), table, table, np.zeros(8), np.ones(8), 2, s, torch.device("cpu"), None, tmp_path, 0,
-                    {"model_name": "tiny"}, on_epoch_end=stop)
+                    {"model_name": "tiny"}, FitHooks(on_epoch_end=stop))
     for name in (BEST, LAST):
         torch.load(tmp_path / name, weights_only=True)
     res = train_model(_Tiny(), table, table, np.zeros(8), np.ones(8), 2, s, torch.device("cpu"), None, tmp_path, 0,

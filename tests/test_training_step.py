@@ -13,7 +13,7 @@ import torch
 from lancet.models import build_model
 from lancet.training.data import SegmentTable, _make_batch, batch_indices, mixup
 from lancet.training.config import TrainSettings
-from lancet.training.fit import seed_everything, train_model
+from lancet.training.fit import FitHooks, seed_everything, train_model
 from lancet.training.compiled import DeviceTable, SegmentPredictor, draw_epoch, use_compile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,7 +250,7 @@ def test_resume_across_paths_continues_the_trajectory(tmp_path):
                 raise _Stop
 
         return train_model(model, train, val, np.zeros(shape[0]), np.ones(shape[0]), 4, s, torch.device("cpu"), None,
-                           ckpt, 5, {}, on_epoch_end=hook)
+                           ckpt, 5, {}, FitHooks(on_epoch_end=hook))
 
     ref = run("off", None, tmp_path / "ref")
     for first, then, name in ((("on", "eager"), ("off", None), "a"), (("off", None), ("on", "eager"), "b")):

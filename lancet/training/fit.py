@@ -56,18 +56,29 @@ class TrainResult:
     step: str = "plain"          # plain | fast (uncompiled) | compiled: which loop ran (lancet.training.compiled)
 
 
+@dataclass
+class FitHooks:
+    """What a unit adds to the plain recipe (all optional), and whom it tells as training goes."""
+
+    desc: str = ""                                          # names the unit in progress bars and errors
+    norm: Any = None                                        # a Normaliser: --norm utterance|segment
+    specaugment: Callable | None = None                     # f(x, lengths, rng): --specaugment
+    epoch_table: Callable[[int], SegmentTable] | None = None  # a fresh table per epoch: --train-on online
+    ddp: Any = None                                         # a torchrun DistContext with --ddp
+    on_history: Callable[[list[dict]], None] | None = None  # the learning curve, once an epoch is on disk
+    on_epoch_end: Callable[[int], None] | None = None       # once an epoch is on disk (tests interrupt there)
+
+
 def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, mean: np.ndarray, std: np.ndarray,
                 n_classes: int, settings: TrainSettings, device: torch.device, amp_dtype: torch.dtype | None,
-                ckpt_dir: Path, seed: int, best_payload: dict[str, Any], desc: str = "", norm=None, specaugment=None,
-                epoch_table: Callable[[int], SegmentTable] | None = None,
-                on_epoch_end: Callable[[int], None] | None = None, ddp=None,
-                on_history: Callable[[list[dict]], None] | None = None) -> TrainResult:
+                ckpt_dir: Path, seed: int, best_payload: dict[str, Any], hooks: FitHooks | None = None) -> TrainResult:
     """Train ``model`` (already seeded and built) on ``train``, select on ``val``; resume from ``last.pt``.
 
-    ``best_payload`` goes into ``best.pt`` with the weights and normalisation statistics. Extensions (plain
-    loop): ``norm`` (``--norm utterance|segment``), ``specaugment``, ``epoch_table(epoch)`` (``--train-on
-    online``), ``ddp`` (a torchrun DistContext with ``--ddp``: ranks share every batch, rank 0 writes).
-    ``on_history(history)`` and ``on_epoch_end(epoch)`` (tests interrupt there) run once an epoch is on disk."""
+    ``best_payload`` goes into ``best.pt`` with the weights and normalisation statistics. ``hooks``: the
+    extensions, which keep the plain loop (a norm, SpecAugment, online tables, ``--ddp``: ranks share every
+    batch, rank 0 writes), and the callbacks."""
+    h = hooks or FitHooks()
+    norm, specaugment, epoch_table, ddp, desc = h.norm, h.specaugment, h.epoch_table, h.ddp, h.desc
     # the model on its device, and the optimizer and schedule of the recipe
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
@@ -126,10 +137,10 @@ def train_model(model: torch.nn.Module, train: SegmentTable, val: SegmentTable, 
                           or (settings.patience is not None and state.stale >= settings.patience))
         if epochs.writes:
             state.save(last_path, model, optimizer, scheduler, scaler, rng)
-            if on_history is not None:  # the learning curve, readable while the run goes on
-                on_history(state.history)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1)
+            if h.on_history is not None:  # the learning curve, readable while the run goes on
+                h.on_history(state.history)
+        if h.on_epoch_end is not None:
+            h.on_epoch_end(epoch + 1)
         if state.finished:
             break
     step = "plain" if not fast else ("compiled" if settings.compile_backend else "fast")

@@ -36,7 +36,7 @@ from .config import NORM_STATS_MAX_MB, TrainConfig, TrainSettings
 from .data import SegmentTable, build_table
 from .evaluate import evaluate_table, metrics_from_probs
 from .feature_norm import Normaliser
-from .fit import TrainResult, seed_everything, train_model
+from .fit import FitHooks, TrainResult, seed_everything, train_model
 from .history import EpochLog, history_path
 from .noise_pools import NoisePools
 from .online import AUDIO_HINT, OnlineAugmenter, OnlineSettings, TrainUtterance, clean_audio_paths
@@ -99,11 +99,11 @@ class UnitRunner:
                  + (f" autocast {str(self.amp_dtype).removeprefix('torch.')}" if self.amp_dtype else ""))
         curves = self.epoch_log(unit, writes=self.dist.is_main or not together)
         try:
+            hooks = FitHooks(desc=desc, norm=self._normaliser(mean, std), specaugment=self._specaugment(),
+                             epoch_table=online.epoch_table if online else None, ddp=self.dist if together else None,
+                             on_history=curves, on_epoch_end=hook)
             result = train_model(model, train, val, mean, std, len(data.class_names), self.settings(), self.device,
-                                 self.amp_dtype, ckpt_dir, unit.seed, self._payload(unit, options), desc=desc,
-                                 norm=self._normaliser(mean, std), specaugment=self._specaugment(),
-                                 epoch_table=online.epoch_table if online else None, on_epoch_end=hook,
-                                 ddp=self.dist if together else None, on_history=curves)
+                                 self.amp_dtype, ckpt_dir, unit.seed, self._payload(unit, options), hooks)
         finally:
             curves.close()
         if result.resumed_from:
