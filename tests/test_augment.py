@@ -1,4 +1,4 @@
-"""Noise augmentation (issue 3): exact SNRs, determinism, resume, babble, silence, clipping, reverberation."""
+"""Noise augmentation: exact SNRs, determinism, resume, babble, silence, clipping, reverberation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile input, data side (issue 10): traversal ids, bad numbers, corrupted stores, concurrent runs,
+"""Hostile input, data side: traversal ids, bad numbers, corrupted stores, concurrent runs,
 BOMs, truncated wavs, read-only folders and full disks. Every case here went wrong on the earlier code."""
 
 from __future__ import annotations

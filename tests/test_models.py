@@ -1,4 +1,4 @@
-"""Tests for lancet/models (issue 5): shapes, masking, gradients, overfitting, export, counts."""
+"""Tests for lancet/models: shapes, masking, gradients, overfitting, export, counts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Noise-robustness components (issue 12): normalisation modes, SpecAugment, the degenerate flag,
+"""Noise-robustness components: normalisation modes, SpecAugment, the degenerate flag,
 the noise-file train/test split, fold-safe babble and on-the-fly augmentation."""
 
 from __future__ import annotations

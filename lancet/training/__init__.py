@@ -4,6 +4,7 @@ Settings and plan:
 * :mod:`.config` — :class:`TrainConfig`: every default, its range and the command line generated from it;
 * :mod:`.config_file` — a run's ``config.json`` read back (``--config``);
 * :mod:`.plan` — settings checked before any work, and the run's units (model x fold x seed x condition);
+* :mod:`.identity` — what a run's numbers were computed from (settings and the inputs' content);
 * :mod:`.folds` — leave-one-session-out (speaker-independent) and the published random split.
 
 Data:
@@ -12,7 +13,8 @@ Data:
 * :mod:`.feature_norm` — global, per-utterance (CMVN) and per-segment normalisation;
 * :mod:`.specaugment` — time and frequency masks;
 * :mod:`.noise_pools` — stored noisy mixtures split by training and test recordings;
-* :mod:`.online` — fresh noise every epoch (``--train-on online``).
+* :mod:`.online` — fresh noise every epoch (``--train-on online``: K copies, or paired clean and noisy views);
+* :mod:`.views` — several views of the same segments in one batch, and the consistency term between them.
 
 Fitting:
 * :mod:`.fit` — the training loop of one model, with checkpoint/resume (:mod:`.resume`, :mod:`.checkpoint`);
