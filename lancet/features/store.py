@@ -19,6 +19,7 @@ rename on success).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -134,8 +135,9 @@ def rebuild_command(folder: str | os.PathLike, record: dict[str, Any], condition
         args.append(f"--dtype {record['dtype']}")
     if kind in KINDS:
         defaults = KINDS[kind].params()
+        flags = {f.name for f in dataclasses.fields(defaults) if f.metadata.get("flag", True)}
         for name, value in record.get("params", {}).items():
-            if hasattr(defaults, name) and getattr(defaults, name) != value:
+            if name in flags and getattr(defaults, name) != value:
                 args.append(f"--{name.replace('_', '-')} {value}")
     return " ".join(args)
 
