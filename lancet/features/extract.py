@@ -44,7 +44,8 @@ from lancet.features.params import (
 )
 from lancet.features.segment import segment_audio, segment_starts, valid_frames
 from lancet.features.store import (
-    INDEX_COLUMNS, NpyStreamWriter, condition_file, condition_state, file_checksum, load_params, save_params,
+    INDEX_COLUMNS, NpyStreamWriter, changed_settings, condition_file, condition_state, file_checksum, load_params,
+    save_params,
 )
 
 GPU_BATCH_SEGMENTS = 1024  # segments per device batch: large enough to fill a GPU, two pinned buffers of 131 MB
@@ -358,7 +359,7 @@ def _start_record(out: Path, manifest: Path, rows: list[dict[str, str]], params:
     if existing is not None:
         if _settings(existing) != _settings(record):
             if not overwrite:
-                changed = _changed(_settings(existing), _settings(record))
+                changed = changed_settings(_settings(existing), _settings(record))
                 raise LancetError(
                     f"{out / 'params.json'}: features there were extracted with other settings "
                     f"(differs: {', '.join(changed)}); use another --out or --overwrite"
@@ -374,25 +375,6 @@ def _start_record(out: Path, manifest: Path, rows: list[dict[str, str]], params:
     out.mkdir(parents=True, exist_ok=True)
     save_params(out, record)
     return record
-
-
-def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The settings that differ, ``params.<name>`` for the kind's own (an upstream's weights, a Mel band count).
-
-    Example:
-        >>> _changed({"hop_s": 1.0, "params": {"a": 1, "b": 2}}, {"hop_s": 0.5, "params": {"a": 1, "b": 3}})
-        ['hop_s', 'params.b']
-    """
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if a == b:
-            continue
-        if key == "params" and isinstance(a, dict) and isinstance(b, dict):
-            out += [f"params.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        else:
-            out.append(key)
-    return out
 
 
 def _conditions_to_compute(run: _Run, groups: dict[str, list[dict[str, str]]], overwrite: bool,

@@ -209,6 +209,25 @@ def _marker(key: tuple, checksum: str) -> Path | None:
     return Path(base) / "lancet" / "verified" / name[:2] / name
 
 
+def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The settings that differ, ``params.<name>`` for the kind's own (an upstream's weights, a Mel band count).
+
+    Example:
+        >>> changed_settings({"hop_s": 1.0, "params": {"a": 1, "b": 2}}, {"hop_s": 0.5, "params": {"a": 1, "b": 3}})
+        ['hop_s', 'params.b']
+    """
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if key == "params" and isinstance(a, dict) and isinstance(b, dict):
+            out += [f"params.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        else:
+            out.append(key)
+    return out
+
+
 def condition_file(folder: str | os.PathLike, condition: str, ext: str) -> Path:
     """``<folder>/<condition><ext>``, refused when the condition (from a manifest) is not one plain file name."""
     return inside(folder, Path(folder) / f"{safe_component(condition, 'condition')}{ext}")
