@@ -39,8 +39,8 @@ def check_identity(upstream: Upstream, recorded: SslParams, where: str, flag: st
             shown = (str(mine)[:12], str(theirs)[:12]) if name == "weights_sha256" else (mine, theirs)
             hint = ("install the release it was extracted with, or extract again" if name == "transformers"
                     else "give the checkpoint it was extracted with, or extract again")
-            raise LancetError(f"{flag} {upstream.source}: {what} {shown[0]} differ from the {shown[1]} recorded in "
-                              f"{where} (upstream {recorded.upstream}); {hint}")
+            raise LancetError(f"{flag} {upstream.source}: {what} {shown[0]}, but {where} records {shown[1]} "
+                              f"(upstream {recorded.upstream}); {hint}")
 
 
 def load_recorded_upstream(record: dict, where: str, source: str | None = None, flag: str = "--upstream",
