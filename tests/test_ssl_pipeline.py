@@ -328,13 +328,16 @@ class _Stop(Exception):
 
 
 def test_an_interrupted_fine_tuning_resumes_with_the_same_metrics(tones, tmp_path):
-    ref = run_training(finetune_cfg(tones, tmp_path / "ref", epochs=3, mixup_alpha=0.5), log=quiet)
+    """Every layer above the CNN trains, so transformers' time masking draws from numpy's global generator:
+    last.pt restores it, and the resumed run is the uninterrupted one."""
+    settings = dict(epochs=3, mixup_alpha=0.5, finetune_layers=None)
+    ref = run_training(finetune_cfg(tones, tmp_path / "ref", **settings), log=quiet)
 
     def stop_after_2(unit, epoch):
         if epoch == 2:
             raise _Stop
 
-    cfg = finetune_cfg(tones, tmp_path / "cut", epochs=3, mixup_alpha=0.5)
+    cfg = finetune_cfg(tones, tmp_path / "cut", **settings)
     with pytest.raises(_Stop):
         run_training(cfg, on_epoch_end=stop_after_2, log=quiet)
     ckpt = Path(cfg.results_dir) / "ft/checkpoints/SSLProbe/train-clean/seed987654/fold1"
