@@ -110,6 +110,7 @@ t0 = time.perf_counter()
 r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                     "train_LANCET.py", "--features-dir", str(d / "f"), "--features", "mfcc", "--models", "TCNet", "GLAM",
                     "--folds", "1", "2", "3", "--epochs", os.environ["TR_EPOCHS"], "--device", os.environ["DEVICE"], "--jobs", "1", "--no-progress",
+                    "--train-on", "clean",  # a generated store without audio: no online noise
                     "--results-dir", str(d / "r"), "--run-name", "tr"], capture_output=True, text=True)
 seconds = time.perf_counter() - t0
 print(r.stdout[-2500:], r.stderr[-2500:])
