@@ -136,7 +136,8 @@ def main(argv=None) -> int:
         what = ("the stored statistics" if name == "probe" else
                 f"{train_s / epoch_s:.1f} s of audio per second through the upstream")
         print(f"{name}: {epochs} epoch(s) of fold 1 in {wall:.1f} s with evaluation; an epoch (training and "
-              f"validation) {epoch_s:.3f} s, {what}; clean test UA {100 * clean['ua']:.1f}")
+              f"validation) {epoch_s:.3f} s, {what}; clean test UA {100 * clean['ua']:.1f} (random weights, "
+              f"8 test utterances: a check that it runs, not an accuracy)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     tmp.cleanup()

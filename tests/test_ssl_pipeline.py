@@ -298,6 +298,12 @@ def finetune_cfg(tones: Path, results: Path, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+def test_the_probe_learns_tones_from_stored_statistics(tones, tmp_path):
+    cfg = finetune_cfg(tones, tmp_path, finetune=False, finetune_layers=None, epochs=40, mixup_alpha=0.5)
+    clean = run_training(cfg, log=quiet)["records"][0]
+    assert clean["n_utterances"] == 24 and clean["ua"] >= 0.8  # chance 0.25
+
+
 def test_fine_tuning_learns_tones_and_trains_only_the_top_layer(tones, tmp_path):
     out = run_training(finetune_cfg(tones, tmp_path), log=quiet)
     clean = out["records"][0]
