@@ -32,11 +32,13 @@ from lancet.core.errors import LancetError  # noqa: E402
 from lancet.corpora.demo import make_demo_corpus  # noqa: E402
 from lancet.features import open_features  # noqa: E402
 from lancet.features.extract_ssl import extract_ssl_features  # noqa: E402
-from lancet.ssl import SuperbProbe, layer_means, load_upstream, save_tiny_upstream  # noqa: E402
-from lancet.training.config import TrainConfig  # noqa: E402
+from lancet.ssl import SuperbProbe, UpstreamClassifier, layer_means, load_upstream, save_tiny_upstream  # noqa: E402
+from lancet.training.config import TrainConfig, TrainSettings  # noqa: E402
+from lancet.training.fit import make_optimizer  # noqa: E402
 from lancet.training.grid import run_training  # noqa: E402
 from lancet.training.plan import validate_config  # noqa: E402
 from lancet.training.predict import load_predictor, predict_files  # noqa: E402
+from lancet.training.ssl_upstream import load_recorded_upstream  # noqa: E402
 
 from test_ssl import _cache_only  # noqa: E402
 
@@ -243,6 +245,52 @@ def test_a_float16_store_keeps_the_statistics(pipeline, tmp_path):
     assert summary.n_segments == len(full.index("clean")) and half.dtype == np.float16
     a, b = np.asarray(half.segments("clean"), np.float32), np.asarray(full.segments("clean"))
     assert np.allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_short_utterances_are_counted_and_another_upstream_is_refused_in_the_same_folder(pipeline, tmp_path):
+    rows = []
+    for k, n in enumerate((16000, 200, 8000)):  # 200 samples: shorter than the upstream's first frame (345)
+        write_wav(tmp_path / f"u{k}.wav", (0.1 * np.random.default_rng(k).standard_normal(n)).astype(np.float32))
+        rows.append({"id": f"Ses01F_impro01_F00{k}", "condition": "clean", "path": f"u{k}.wav", "session": 1,
+                     "speaker": "Ses01F", "gender": "F", "improvised": 1, "label": "neu", "class": "neutral"})
+    save_csv(tmp_path / "manifest.csv", rows, list(rows[0]))
+    summary = extract_ssl_features(tmp_path / "manifest.csv", tmp_path / "ssl", pipeline["tiny"], device="cpu",
+                                   threads=1, workers=1, progress=False, log=quiet)
+    assert summary.n_segments == 2 and summary.conditions[0].short_dropped == 1
+    index = open_features(tmp_path / "ssl").index("clean")
+    assert [r["id"] for r in index] == ["Ses01F_impro01_F000", "Ses01F_impro01_F002"]
+    assert [r["valid_frames"] for r in index] == [49, 24]  # (samples - 345) // 320 + 1
+    hubert = save_tiny_upstream(tmp_path / "tiny-hubert", "hubert")
+    with pytest.raises(LancetError, match=r"other settings \(differs: .*params\.weights_sha256.*--overwrite") as err:
+        extract_ssl_features(tmp_path / "manifest.csv", tmp_path / "ssl", hubert, device="cpu", threads=1, workers=1,
+                             progress=False, log=quiet)
+    assert "\n" not in str(err.value)
+
+
+def test_a_checkpoint_whose_upstream_changed_is_refused(pipeline):
+    record = open_features(pipeline["features"] / "ssl").params
+    changed = {**record, "params": {**record["params"], "weights_sha256": "0" * 64}}
+    with pytest.raises(LancetError, match=r"upstream .*tiny-wavlm: weights [0-9a-f]{12}, but best\.pt records "
+                                          r"000000000000 .*give the checkpoint it was extracted with") as err:
+        load_recorded_upstream(changed, "best.pt", flag="upstream")
+    assert "\n" not in str(err.value)
+
+
+def test_fine_tuning_has_two_parameter_groups_and_a_warm_up(pipeline):
+    upstream = load_upstream(pipeline["tiny"])
+    model = UpstreamClassifier(upstream, SuperbProbe(4, upstream.n_layers, upstream.hidden_size, 16), train_layers=1)
+    settings = TrainSettings(lr=1e-3, finetune_lr=3e-5, finetune_warmup_epochs=2, lr_decay=0.5, lr_floor=1e-6)
+    optimizer, scheduler = make_optimizer(model, settings)
+    head, top = optimizer.param_groups
+    assert len(head["params"]) == 5 and {id(p) for p in top["params"]} == {
+        id(p) for n, p in upstream.model.named_parameters() if n.startswith("encoder.layers.1.")}
+    lrs = []
+    for _ in range(4):
+        lrs += [head["lr"], top["lr"]]
+        optimizer.step()  # no gradients: nothing moves; the schedule is stepped in the loop's order
+        scheduler.step()
+    # the head decays from --lr; the upstream rises over 2 epochs (1/3, 2/3 of --finetune-lr) while decaying too
+    assert lrs == pytest.approx([1e-3, 1e-5, 5e-4, 1e-5, 2.5e-4, 7.5e-6, 1.25e-4, 3.75e-6])
 
 
 @pytest.mark.parametrize("settings, message", [
