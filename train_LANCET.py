@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train and evaluate LANCET / GLAM / TC-Net on extracted features (speaker-independent by default).
+"""Train and evaluate LANCET / GLAM / TC-Net or heads over a self-supervised upstream (speaker-independent by default).
 
     python train_LANCET.py                                  # LOSO, mel, all three models, fresh noise every epoch
     python train_LANCET.py --train-on clean                 # clean speech only (features alone, no audio needed)
@@ -7,6 +7,8 @@
     python train_LANCET.py --protocol random --seeds 1 2 3  # the published split (speaker-dependent)
     python train_LANCET.py --train-on all                   # multi-condition training
     python train_LANCET.py --config results/<run>/config.json --run-name again --seeds 1 2   # rerun, changed
+    python train_LANCET.py --features ssl --models SSLProbe --train-on all   # SUPERB's probe on stored statistics
+    python train_LANCET.py --features ssl --models SSLProbe --finetune --finetune-layers 2   # fine-tune the upstream
     python train_LANCET.py --predict a.wav b.wav --checkpoint results/<run>/checkpoints/.../best.pt
 
 Everything lands in ``results/<run-name>/`` (config.json, per-fold metrics JSON/CSV, summary, plots,

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from lancet.features.params import FEATURE_SHAPES  # noqa: E402
+from lancet.features.params import FEATURE_SHAPES, has_frames_axis  # noqa: E402
 from lancet.models import MODELS, build_model, count_parameters  # noqa: E402
 
 
@@ -163,8 +163,11 @@ def measure_isolated(*args: object) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kinds", nargs="+", default=list(FEATURE_SHAPES), choices=list(FEATURE_SHAPES))
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    # (features x frames) kinds and the models over them; the heads over an upstream: bench/bench_ssl.py --costs
+    frame_kinds = [k for k in FEATURE_SHAPES if has_frames_axis(k)]
+    frame_models = [m for m, entry in MODELS.items() if has_frames_axis(entry.input_kind)]
+    ap.add_argument("--kinds", nargs="+", default=frame_kinds, choices=frame_kinds)
+    ap.add_argument("--models", nargs="+", default=frame_models, choices=frame_models)
     ap.add_argument("--batch", type=int, default=64, help="batch size for throughput (default 64)")
     ap.add_argument("--threads", type=int, default=1,
                     help="CPU threads (default 1: these models are small, and one thread is steady on a busy machine)")

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
                      "--models", *models, "--folds", *args.folds, "--epochs", str(args.epochs),
                      "--results-dir", str(out / "results"), "--run-name", f"recipe-{kind}-{args.epochs}ep",
                      "--device", args.device, "--jobs", str(args.jobs), "--threads", str(args.threads),
-                     "--no-progress", *args.extra]
+                     "--train-on", "clean", "--no-progress", *args.extra]  # a store without audio: no online noise
             if args.nproc > 1:
                 cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
                        str(args.nproc), *train]

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lancet.features.params import FEATURE_SHAPES  # noqa: E402
+from lancet.features.params import FEATURE_SHAPES, has_frames_axis  # noqa: E402
 from lancet.models import build_model  # noqa: E402
 from lancet.training.data import SegmentTable, batch_indices, iter_batches, one_hot  # noqa: E402
 from lancet.core.device import autocast_context, resolve_amp  # noqa: E402
@@ -137,7 +137,7 @@ def timed(run, steps: int, batch: int, device: torch.device) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--kind", default="mel", choices=list(FEATURE_SHAPES))
+    p.add_argument("--kind", default="mel", choices=[k for k in FEATURE_SHAPES if has_frames_axis(k)])
     p.add_argument("--models", nargs="+", default=["LANCET", "TCNet"])
     p.add_argument("--batches", nargs="+", type=int, default=[32, 256])
     p.add_argument("--steps", type=int, default=3, help="timed steps per round on CPU; CUDA uses 10x as many")

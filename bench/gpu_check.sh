@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One GPU check in one go (about 6-8 minutes on one H100): the CUDA tests, the feature-extraction and
-# training benchmarks, a scaled full-recipe run, a short torchrun run with 2 processes on one GPU, and the
-# SSL upstream extraction benchmark;
+# One GPU check in one go (about 7-10 minutes on one H100): the CUDA tests, the feature-extraction and
+# training benchmarks, a scaled full-recipe run, a short torchrun run with 2 processes on one GPU, the
+# SSL upstream extraction benchmark and the SSL path (store, probe, fine-tuning) on the device;
 # the figures are printed as a table at the end and saved as JSON.
 #
 #   bash bench/gpu_check.sh                      # from the repository root, with the project's Python
@@ -110,6 +110,7 @@ t0 = time.perf_counter()
 r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                     "train_LANCET.py", "--features-dir", str(d / "f"), "--features", "mfcc", "--models", "TCNet", "GLAM",
                     "--folds", "1", "2", "3", "--epochs", os.environ["TR_EPOCHS"], "--device", os.environ["DEVICE"], "--jobs", "1", "--no-progress",
+                    "--train-on", "clean",  # a generated store without audio: no online noise
                     "--results-dir", str(d / "r"), "--run-name", "tr"], capture_output=True, text=True)
 seconds = time.perf_counter() - t0
 print(r.stdout[-2500:], r.stderr[-2500:])
@@ -128,6 +129,11 @@ EOF
 if [ "$SMALL" = 1 ]; then SSL_ARGS="--utterances 8 --repeats 1"; else SSL_ARGS="--size base --utterances 256"; fi
 step ssl 90 "$PY" bench/bench_ssl.py --arch wavlm $SSL_ARGS --devices "$DEVICE" --threads "$(nproc)" \
     --json "$OUT_DIR/ssl.json"
+
+# 7. the SSL path on the device: extraction into a store (autocast), its statistics against the CPU's float32
+#    ones, a probe on the stored statistics and one epoch fine-tuning the top 2 layers (random base-size WavLM)
+if [ "$SMALL" = 1 ]; then SSLP_ARGS="--size tiny --utterances 40"; else SSLP_ARGS="--size base --utterances 160"; fi
+step ssl_pipeline 80 "$PY" bench/bench_ssl_pipeline.py $SSLP_ARGS --device "$DEVICE" --json "$OUT_DIR/ssl_pipeline.json"
 
 echo "== figures ($(( $(date +%s) - T_START )) s in all; logs and JSON in $OUT_DIR)"
 "$PY" - "$OUT_DIR" <<'EOF'
@@ -173,6 +179,12 @@ if s:
     for r in s["rows"]:
         rows.append((f"ssl {s['upstream']} {r['device']} {r['precision']} {r['batches']}",
                      f"{r['audio_s_per_s']:.0f} s of audio/s", f"{100 * r['padded_fraction']:.0f} % padding"))
+p = load("ssl_pipeline.json")
+if p:
+    rows.append((f"ssl pipeline {p['arch']} {p['size']} {p['device']}: extraction", f"{p['extract_audio_s_per_s']:.0f} s of audio/s",
+                 f"device fp32 vs CPU fp32 {p['max_abs_diff_device_fp32_vs_cpu_fp32']:.1e}, stored {p['max_abs_diff_stored_vs_cpu_fp32']:.1e}"))
+    rows.append(("ssl pipeline: probe epoch / fine-tuning epoch", f"{p['probe_epoch_s']:.3f} s / {p['finetune_epoch_s']:.1f} s",
+                 f"fine-tuning {p['finetune_audio_s_per_s']:.0f} s of audio/s"))
 w = [max(len(str(c[i])) for c in rows) for i in range(3)]
 for c in rows:
     print("  ".join(str(v).ljust(w[i]) for i, v in enumerate(c)))

@@ -401,7 +401,9 @@ def test_every_kind_has_its_script_and_default_shape():
         assert entry.name == kind and entry.description
         assert f'KIND = "{kind}"' in (REPO / "feature_extraction" / entry.script).read_text()
         assert FEATURE_SHAPES[kind] == entry.shape == feature_shape(make_params(kind), SegmentParams())
-    assert dict(FEATURE_SHAPES) == SHAPES
+    # the spectral kinds per 2 s segment; ssl's nominal (layers, hidden) of a base upstream, per utterance
+    assert dict(FEATURE_SHAPES) == {**SHAPES, "ssl": (13, 768)}
+    assert [k for k, entry in KINDS.items() if not entry.frames_axis] == ["ssl"]
 
 
 def test_a_registered_kind_is_seen_everywhere(monkeypatch):

@@ -11,11 +11,15 @@ import pytest
 import torch
 
 from lancet.core.errors import LancetError
+from lancet.features.params import has_frames_axis
 from models import FEATURE_SHAPES, GLAM, LANCET, MODELS, TCNet, build_model, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = list(MODELS)
-KINDS = list(FEATURE_SHAPES)
+# the models over (features x frames) segments and their kinds; the heads over a self-supervised upstream read
+# a per-layer statistic (kind ssl): their entries are checked here, their behaviour in tests/test_ssl*.py
+NAMES = [name for name, entry in MODELS.items() if has_frames_axis(entry.input_kind)]
+HEADS = [name for name in MODELS if name not in NAMES]
+KINDS = [kind for kind in FEATURE_SHAPES if has_frames_axis(kind)]
 
 # Measured parameter counts, 4 classes (also tabulated in docs/MODELS.md).
 PARAMS = {
@@ -32,6 +36,9 @@ PARAMS = {
     ("GLAM", "pcen"): 63_723_748,
     ("TCNet", "pcen"): 359_318,
     ("TCNet", "spectrogram"): 3_079_862,
+    # the heads on a base upstream's 13 hidden states x 768 (WavLM Base+, HuBERT Base, wav2vec 2.0 Base)
+    ("SSLProbe", "ssl"): 197_905,
+    ("SSLAttentive", "ssl"): 231_953,
 }
 
 
@@ -94,7 +101,7 @@ def test_unknown_model_and_option() -> None:
         LANCET(4, 128)(torch.zeros(1, 1, 26, 63))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(MODELS))
 def test_registry_entry_states_the_published_input_and_count(name: str) -> None:
     """Each entry names its published input kind; the constructor defaults to that kind's shape and, with
     4 classes, has the published parameter count there (where one was published)."""
@@ -282,6 +289,19 @@ def test_lancet_onnx_export(tmp_path: Path) -> None:
     (out,) = ReferenceEvaluator(proto).run(None, {"features": x.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(out), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_heads_over_an_upstream_read_statistics_or_say_why_not(name: str) -> None:
+    """A head's input is (layers, hidden) per utterance: the probe reads it, attentive pooling needs frames."""
+    model = build_model(name, 4, 3, 8)
+    x = torch.randn(2, 1, 3, 8)
+    if name == "SSLAttentive":
+        with pytest.raises(LancetError, match="--finetune") as err:
+            model(x)
+        assert "\n" not in str(err.value)
+    else:
+        assert tuple(model(x, torch.tensor([5, 9])).shape) == (2, 4)
 
 
 def test_models_py_reexports() -> None:

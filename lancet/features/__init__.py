@@ -3,7 +3,9 @@
 Reading (used by the trainer): ``open_features(folder) -> FeatureStore`` with ``.kind``, ``.params``,
 ``.conditions``, ``.shape``, ``.segments(condition)`` (mmap) and ``.index(condition)``;
 ``compute_norm_stats(x) -> (mean, std)`` and ``normalise(x, mean, std)``.
-Writing: ``extract_features(manifest, out, kind=...)``, run by ``feature_extraction/*.py``.
+Writing: ``extract_features(manifest, out, kind=...)``, run by ``feature_extraction/*.py``; the ``ssl`` kind (a
+self-supervised upstream's per-layer means) by ``lancet.features.extract_ssl.extract_ssl_features``, kept out of
+this package's imports (it loads torch, which the CPU extraction workers must not pay for).
 The kinds: ``KINDS`` (name -> :class:`FeatureKind`), their default segment shapes ``FEATURE_SHAPES``.
 """
 

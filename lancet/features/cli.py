@@ -46,6 +46,8 @@ def build_parser(kind: str, manifest: str, out: str, description: str | None = N
     r.add_argument("--wait", action="store_true", help=WAIT_FLAG_HELP)
     f = ap.add_argument_group(f"{kind} parameters", KINDS[kind].description)
     for fld in dataclasses.fields(KINDS[kind].params):
+        if not fld.metadata.get("flag", True):  # found by the extraction (an upstream's sizes), not chosen
+            continue
         kwargs = {"type": type(fld.default), "default": fld.default, "help": fld.metadata.get("help", ""),
                   "metavar": fld.name.upper()}
         if "choices" in fld.metadata:

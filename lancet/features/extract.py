@@ -11,7 +11,9 @@ CPU path: a process pool over files (:mod:`lancet.core.workers`; one BLAS/OpenMP
 worker computing all segments of an utterance in one batched call. GPU path: the pool only decodes
 and segments the audio; the main process sends batches of ``batch_size`` segments from many
 utterances to the device (:class:`~lancet.features.compute.TorchFeatures`, float64 FFT/Mel/log: within
-1e-5 of librosa) and writes batch k while batch k + 1 computes.
+1e-5 of librosa) and writes batch k while batch k + 1 computes. A kind computed from whole utterances in
+the main process (the self-supervised statistics, :mod:`lancet.features.extract_ssl`) plugs in its own
+:class:`ConditionStream` through ``streams``; everything else (resuming, checksums, params.json) is shared.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from lancet.features.params import (
 )
 from lancet.features.segment import segment_audio, segment_starts, valid_frames
 from lancet.features.store import (
-    INDEX_COLUMNS, NpyStreamWriter, condition_file, condition_state, file_checksum, load_params, save_params,
+    INDEX_COLUMNS, NpyStreamWriter, changed_settings, condition_file, condition_state, file_checksum, load_params,
+    save_params,
 )
 
 GPU_BATCH_SEGMENTS = 1024  # segments per device batch: large enough to fill a GPU, two pinned buffers of 131 MB
@@ -113,6 +116,8 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker(params: FeatureParams, seg: SegmentParams, dtype: str, mode: str, limit_threads: bool) -> None:
+    """``mode``: 'features' (compute them here), 'audio' (decode and segment for the GPU) or 'utterance'
+    (decode the whole utterance for a model that takes it whole)."""
     if limit_threads:
         os.environ["OMP_NUM_THREADS"] = os.environ["NUMBA_NUM_THREADS"] = "1"
         try:
@@ -143,13 +148,18 @@ def _work(path: str) -> tuple:
 
     Returns ("ok", array, starts, real_samples), ("short",) or ("skip", reason, message). The array
     is the features ('features' mode) or, for the GPU path ('audio' mode), the decoded audio itself:
-    half the bytes of its overlapping segments through the pipe; the caller cuts them.
+    half the bytes of its overlapping segments through the pipe; the caller cuts them. In 'utterance'
+    mode it is the whole audio as one unit, "short" below the parameters' ``min_samples``.
     """
     params, seg = _STATE["params"], _STATE["seg"]
     try:
         audio = load_audio(path, sr=seg.sample_rate)
     except AudioError as exc:
         return ("skip", skip_reason(str(exc), path), str(exc))
+    if _STATE["mode"] == "utterance":
+        if len(audio) < params.min_samples:
+            return ("short",)
+        return ("ok", np.ascontiguousarray(audio, dtype=np.float32), [0], [len(audio)])
     if _STATE["mode"] == "audio":
         starts = segment_starts(len(audio), seg)
         if not starts:
@@ -238,8 +248,12 @@ def _extract_features_locked(
     batch_size: int = GPU_BATCH_SEGMENTS,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    streams: "StreamFactory | None" = None,
 ) -> ExtractSummary:
-    """Extract ``kind`` features for every (or the chosen) condition of ``manifest`` into ``out``."""
+    """Extract ``kind`` features for every (or the chosen) condition of ``manifest`` into ``out``.
+
+    ``streams``: a kind computed from whole utterances in this process (:class:`StreamFactory`); the
+    workers then only decode, and ``device`` is the factory's."""
     params = params if params is not None else make_params(kind)
     kind = params.kind
     seg = seg if seg is not None else SegmentParams()
@@ -248,14 +262,15 @@ def _extract_features_locked(
     out = Path(out)
     rows = read_combined_manifest(manifest)
     groups = _chosen_conditions(manifest, rows, conditions)
-    dev = _device_name(device)
+    dev = _device_name(device) if streams is None else streams.device
     record = _start_record(out, manifest, rows, params, seg, dtype, overwrite)
-    run = _Run(out, params, seg, dtype, record, workers, dev, batch_size, progress)
+    run = _Run(out, params, seg, dtype, record, workers, dev, batch_size, progress, streams)
 
     shape = feature_shape(params, seg)
     summary = ExtractSummary(out=out, kind=kind, shape=shape, device=dev)
-    log(f"{kind} features -> {out}: {shape[0]} x {shape[1]} per {seg.segment_s:g} s segment "
-        f"(hop {seg.hop_s:g} s, {dtype}, device {dev}, {workers} worker(s))")
+    unit = (f"per {seg.segment_s:g} s segment (hop {seg.hop_s:g} s" if streams is None
+            else "per utterance (whole")
+    log(f"{kind} features -> {out}: {shape[0]} x {shape[1]} {unit}, {dtype}, device {dev}, {workers} worker(s))")
     log(f"parameters: {json.dumps(record['params'])}")
     todo = _conditions_to_compute(run, groups, overwrite, summary, log)
     if todo:
@@ -284,6 +299,19 @@ class _Run:
     device: str  # 'cpu' (numpy in the workers), 'torch-cpu' or a CUDA device (batched torch)
     batch_size: int
     progress: bool
+    streams: "StreamFactory | None" = None  # whole utterances computed in this process (see StreamFactory)
+
+
+class StreamFactory:
+    """How a kind computed in the main process from whole utterances plugs into the driver: the workers decode
+    each utterance whole (``mode`` 'utterance'), and :meth:`open` gives the :class:`ConditionStream` that turns
+    them into rows of a condition's array. ``device``: where the computing runs (for the log and summary)."""
+
+    mode = "utterance"
+    device = "cpu"
+
+    def open(self, writer: NpyStreamWriter, cond: str, sample_rate: int) -> "ConditionStream":  # pragma: no cover
+        raise NotImplementedError
 
 
 def _checked_workers(seg: SegmentParams, dtype: str, workers: int | None, batch_size: int) -> int:
@@ -331,8 +359,7 @@ def _start_record(out: Path, manifest: Path, rows: list[dict[str, str]], params:
     if existing is not None:
         if _settings(existing) != _settings(record):
             if not overwrite:
-                changed = sorted(k for k in set(_settings(existing)) | set(_settings(record))
-                                 if _settings(existing).get(k) != _settings(record).get(k))
+                changed = changed_settings(_settings(existing), _settings(record))
                 raise LancetError(
                     f"{out / 'params.json'}: features there were extracted with other settings "
                     f"(differs: {', '.join(changed)}); use another --out or --overwrite"
@@ -378,14 +405,14 @@ def _compute_conditions(run: _Run, todo: list[tuple[str, list[dict[str, str]], s
                         log: Callable[[str], None]) -> None:
     """Extract every condition of ``todo`` on one worker pool (and, off the CPU, one torch device)."""
     params, seg, dev = run.params, run.seg, run.device
-    _warm_up(params, seg)  # the caller's own caches (and, with one worker, the only ones)
-    mode = "features" if dev == "cpu" else "audio"
+    _warm_up(params, seg, features=run.streams is None)  # the caller's own caches (and, with one worker, the only ones)
+    mode = run.streams.mode if run.streams is not None else "features" if dev == "cpu" else "audio"
     gpu = None
     # one pool for every condition (lancet.core.workers: forkserver, never fork); the fork server imports
     # librosa and friends once, so each worker starts warm
     with WorkerPool(run.workers, _init_worker, (params, seg, run.dtype, mode, run.workers > 1),
                     preload=WORKER_PRELOAD) as pool:
-        if dev != "cpu":
+        if dev != "cpu" and run.streams is None:
             gpu = TorchFeatures(params, seg.sample_rate, "cpu" if dev == "torch-cpu" else dev)
         for cond, crows, fp in todo:
             result = _extract_condition(run, cond, crows, fp, pool, gpu)
@@ -393,11 +420,13 @@ def _compute_conditions(run: _Run, todo: list[tuple[str, list[dict[str, str]], s
             log(_describe(result))
 
 
-def _warm_up(params: FeatureParams, seg: SegmentParams) -> None:
-    """Import librosa's lazily loaded parts, fill the filterbank caches and compile numba functions once."""
+def _warm_up(params: FeatureParams, seg: SegmentParams, features: bool = True) -> None:
+    """Import librosa's lazily loaded parts, fill the filterbank caches and compile numba functions once
+    (``features``: the kind's own computation too)."""
     import librosa
 
-    compute_features(np.zeros((1, seg.segment_samples), np.float32), params, seg.sample_rate)
+    if features:
+        compute_features(np.zeros((1, seg.segment_samples), np.float32), params, seg.sample_rate)
     librosa.resample(np.zeros(2205, np.float32), orig_sr=22050, target_sr=seg.sample_rate, res_type="soxr_hq")
 
 
@@ -463,7 +492,8 @@ def _extract_condition(run: _Run, cond: str, crows: list[dict[str, str]], finger
     with atomic_path(condition_file(out, cond, ".npy"), ".npy") as tmp:
         writer = NpyStreamWriter(tmp, feature_shape(params, seg), dtype)
         try:
-            stream = _ConditionStream(writer, cond, params, seg, dtype, gpu, run.batch_size)
+            stream = (_ConditionStream(writer, cond, params, seg, dtype, gpu, run.batch_size) if run.streams is None
+                      else run.streams.open(writer, cond, seg.sample_rate))
             bar = tqdm(total=len(paths), desc=f"{params.kind} {cond}", unit="utt", disable=not run.progress,
                        leave=False)
             for row, res in zip(crows, results):
@@ -488,15 +518,13 @@ def _extract_condition(run: _Run, cond: str, crows: list[dict[str, str]], finger
     return result
 
 
-class _ConditionStream:
-    """The workers' results for one condition, in manifest order, into its ``.npy`` (directly, or through
-    device batches on the torch path) and its index rows; skipped and too-short utterances are counted."""
+class ConditionStream:
+    """The workers' results for one condition, in manifest order, into its ``.npy`` and its index rows;
+    skipped and too-short utterances are counted. Subclasses say what an utterance's result becomes
+    (:meth:`add`) and write what they hold back at the end (:meth:`flush`)."""
 
-    def __init__(self, writer: NpyStreamWriter, cond: str, params: FeatureParams, seg: SegmentParams, dtype: str,
-                 gpu: TorchFeatures | None, batch_size: int) -> None:
-        self.writer, self.cond, self.params, self.sr = writer, cond, params, seg.sample_rate
-        self.n_frames = writer.frame_shape[1]
-        self.batches = None if gpu is None else _DeviceBatches(gpu, batch_size, seg.segment_samples, dtype, writer.append)
+    def __init__(self, writer: NpyStreamWriter, cond: str, sample_rate: int) -> None:
+        self.writer, self.cond, self.sr = writer, cond, sample_rate
         self.index: list[dict[str, Any]] = []
         self.skipped: Counter = Counter()
         self.skipped_list: list[dict[str, str]] = []
@@ -513,22 +541,22 @@ class _ConditionStream:
             self.short += 1
             return
         _, arr, starts, real = res
-        if self.batches is None:
-            self.writer.append(arr)
-        else:
-            self.batches.add(arr, starts, real)
-        for start, n_real in zip(starts, real):
-            self.index.append({
-                "row": len(self.index), "id": row["id"], "condition": self.cond, "session": row["session"],
-                "speaker": row["speaker"], "gender": row["gender"], "improvised": row["improvised"],
-                "label": row.get("label", ""), "class": row["class"], "start_s": round(start / self.sr, 6),
-                "valid_frames": valid_frames(self.params, n_real, self.n_frames),
-            })
+        self.add(row, arr, starts, real)
+
+    def add(self, row: dict[str, str], arr: np.ndarray, starts: Sequence[int], real: Sequence[int]) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def index_row(self, row: dict[str, str], start: int, valid: int) -> None:
+        """The index entry of the next row written (the same columns for every kind)."""
+        self.index.append({
+            "row": len(self.index), "id": row["id"], "condition": self.cond, "session": row["session"],
+            "speaker": row["speaker"], "gender": row["gender"], "improvised": row["improvised"],
+            "label": row.get("label", ""), "class": row["class"], "start_s": round(start / self.sr, 6),
+            "valid_frames": int(valid),
+        })
 
     def flush(self) -> None:
-        """Write the segments still on their way through the device."""
-        if self.batches is not None:
-            self.batches.finish()
+        """Write the rows still held back (on their way through a device)."""
 
     def close(self) -> str:
         """Fix the array's header once every segment is written; the checksum of the complete file."""
@@ -536,3 +564,26 @@ class _ConditionStream:
             raise RuntimeError(f"{self.cond}: wrote {self.writer.count} segments but indexed {len(self.index)}")
         self.writer.close()
         return file_checksum(self.writer.path)  # read back once (from the page cache), recorded with the data
+
+
+class _ConditionStream(ConditionStream):
+    """Segments of the spectral kinds: computed by the workers, or cut here into device batches (torch path)."""
+
+    def __init__(self, writer: NpyStreamWriter, cond: str, params: FeatureParams, seg: SegmentParams, dtype: str,
+                 gpu: TorchFeatures | None, batch_size: int) -> None:
+        super().__init__(writer, cond, seg.sample_rate)
+        self.params = params
+        self.n_frames = writer.frame_shape[1]
+        self.batches = None if gpu is None else _DeviceBatches(gpu, batch_size, seg.segment_samples, dtype, writer.append)
+
+    def add(self, row: dict[str, str], arr: np.ndarray, starts: Sequence[int], real: Sequence[int]) -> None:
+        if self.batches is None:
+            self.writer.append(arr)
+        else:
+            self.batches.add(arr, starts, real)
+        for start, n_real in zip(starts, real):
+            self.index_row(row, start, valid_frames(self.params, n_real, self.n_frames))
+
+    def flush(self) -> None:
+        if self.batches is not None:
+            self.batches.finish()

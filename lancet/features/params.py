@@ -30,9 +30,13 @@ from lancet.core.errors import LancetError
 from lancet.core.checks import check_number
 
 
-def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
-    """A dataclass field carrying its command-line help (the CLI is built from these)."""
-    meta = {"help": help}
+def _f(default: Any, help: str, choices: tuple | None = None, flag: bool = True) -> Any:
+    """A dataclass field carrying its command-line help (the CLI is built from these).
+
+    ``flag=False``: a setting read from what the extraction found (an upstream's sizes and weights), recorded
+    in params.json like the others but never given on a command line.
+    """
+    meta = {"help": help, "flag": flag}
     if choices is not None:
         meta["choices"] = choices
     return field(default=default, metadata=meta)
@@ -158,6 +162,57 @@ class PcenParams(MelBands):
 
 
 @dataclass(frozen=True)
+class SslParams:
+    """Per-layer means of a self-supervised upstream over each whole utterance (lancet.ssl.stats).
+
+    One "segment" per utterance holds its (layers, hidden) statistic: ``n_features`` is the number of hidden
+    states, ``frames`` the hidden size, whatever the utterance's length (the segmenting settings do not apply).
+    Only ``upstream`` and ``revision`` are chosen; the rest is the loaded checkpoint's identity
+    (:meth:`lancet.ssl.Upstream.identity`) and the precision of the pass, recorded so that a store, a
+    cross-corpus test folder or a checkpoint of other weights is told apart. The defaults are WavLM Base+'s
+    sizes, the nominal shape of the kind.
+    """
+
+    upstream: str = _f("microsoft/wavlm-base-plus", "checkpoint folder or Hugging Face hub name (local cache)")
+    revision: str = _f("", "hub revision (commit) to load; '' for the cached main, a folder has none")
+    model_type: str = _f("wavlm", "transformers model type", flag=False)
+    n_layers: int = _f(13, "hidden states: the transformer layers plus the CNN projection", flag=False)
+    hidden_size: int = _f(768, "hidden units per layer", flag=False)
+    min_samples: int = _f(400, "shortest utterance that gives one frame (samples)", flag=False)
+    feat_extract_norm: str = _f("group", "the CNN's normalisation (group: base models, layer: large)", flag=False)
+    do_normalize: bool = _f(False, "input normalised per utterance (the checkpoint's feature extractor)", flag=False)
+    weights_sha256: str = _f("", "SHA-256 of the weights (lancet.ssl.Upstream.identity)", flag=False)
+    transformers: str = _f("", "transformers release that computed the statistics", flag=False)
+    precision: str = _f("float32", "precision of the upstream pass: float32, or the autocast dtype", flag=False)
+
+    kind = "ssl"
+
+    def frames(self, n_samples: int) -> int:
+        """The second axis of a stored statistic: the hidden size (not time)."""
+        return self.hidden_size
+
+    def n_features(self) -> int:
+        return self.n_layers
+
+    @classmethod
+    def from_identity(cls, identity: dict[str, Any], min_samples: int, precision: str) -> "SslParams":
+        """The parameters of an upstream from :meth:`lancet.ssl.Upstream.identity`.
+
+        Example:
+            >>> SslParams.from_identity({"source": "u", "revision": None, "model_type": "hubert", "n_layers": 3,
+            ...     "hidden_size": 32, "feat_extract_norm": "group", "do_normalize": True,
+            ...     "weights_sha256": "ab", "transformers": "5.0"}, 345, "float32").n_features()
+            3
+        """
+        return cls(upstream=str(identity["source"]), revision=str(identity.get("revision") or ""),
+                   model_type=str(identity["model_type"]), n_layers=int(identity["n_layers"]),
+                   hidden_size=int(identity["hidden_size"]), min_samples=int(min_samples),
+                   feat_extract_norm=str(identity.get("feat_extract_norm") or ""),
+                   do_normalize=bool(identity["do_normalize"]), weights_sha256=str(identity["weights_sha256"]),
+                   transformers=str(identity["transformers"]), precision=precision)
+
+
+@dataclass(frozen=True)
 class SegmentParams:
     """How an utterance is cut into fixed-length segments (see lancet.features.segment)."""
 
@@ -180,7 +235,7 @@ class SegmentParams:
         return int(round(self.tail_min_s * self.sample_rate))
 
 
-FeatureParams = MelParams | MfccParams | SpectrogramParams | PcenParams
+FeatureParams = MelParams | MfccParams | SpectrogramParams | PcenParams | SslParams
 
 
 @dataclass(frozen=True)
@@ -199,6 +254,9 @@ class FeatureKind:
     params: type  # frozen dataclass of the kind's settings: defaults = the published code, fields = the flags
     script: str  # the script in feature_extraction/ that (re)builds a store of this kind
     description: str  # one line for help texts
+    #: whether a stored array's second axis is time (frames): per-frequency normalisation over the valid frames,
+    #: --norm utterance|segment, SpecAugment and the CNNs need it; a per-utterance statistic (ssl) has none
+    frames_axis: bool = True
 
     @property
     def name(self) -> str:
@@ -217,9 +275,23 @@ KINDS: dict[str, FeatureKind] = {k.name: k for k in (
     FeatureKind(SpectrogramParams, "extract_features_iemocap_spectrogram.py",
                 "log power spectrogram as the published python_speech_features code"),
     FeatureKind(PcenParams, "extract_features_iemocap_pcen.py", "Mel bands with per-channel energy normalisation"),
+    FeatureKind(SslParams, "extract_features_ssl.py",
+                "per-layer means of a self-supervised upstream (WavLM, HuBERT, wav2vec 2.0) over each utterance",
+                frames_axis=False),
 )}
 #: The kind a store without one (or an API call without ``kind``) stands for.
 DEFAULT_KIND = "mel"
+
+
+def has_frames_axis(kind: str) -> bool:
+    """Whether stores of ``kind`` hold (features, frames) segments; an unknown kind is taken as one.
+
+    Example:
+        >>> has_frames_axis("mel"), has_frames_axis("ssl")
+        (True, False)
+    """
+    entry = KINDS.get(kind)
+    return entry.frames_axis if entry is not None else True
 
 
 class _DefaultShapes(Mapping[str, tuple[int, int]]):
@@ -227,7 +299,7 @@ class _DefaultShapes(Mapping[str, tuple[int, int]]):
 
     Example:
         >>> dict(FEATURE_SHAPES)
-        {'mel': (128, 201), 'mfcc': (26, 63), 'spectrogram': (400, 197), 'pcen': (128, 201)}
+        {'mel': (128, 201), 'mfcc': (26, 63), 'spectrogram': (400, 197), 'pcen': (128, 201), 'ssl': (13, 768)}
     """
 
     def __getitem__(self, kind: str) -> tuple[int, int]:
@@ -275,6 +347,12 @@ def validate_params(params: FeatureParams) -> None:
     for name in ("power", "log_floor", "floor", "scale", "time_constant", "root", "eps"):
         if hasattr(params, name):
             check_number(f"--{name.replace('_', '-')}", getattr(params, name), above=0)
+    if isinstance(params, SslParams):  # no spectrogram: what an upstream reports
+        for name in ("n_layers", "hidden_size", "min_samples"):
+            check_number(name, getattr(params, name), minimum=1, integer=True)
+        if not params.upstream:
+            raise LancetError("--upstream: name a checkpoint folder or hub name")
+        return
     fmax = getattr(params, "fmax", 0.0)
     if fmax and not getattr(params, "fmin", 0.0) < fmax <= SAMPLE_RATE / 2:
         raise LancetError(f"--fmax: must lie above --fmin and at most {SAMPLE_RATE / 2:g} Hz (0: sample_rate / 2), "

@@ -19,6 +19,7 @@ rename on success).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -134,8 +135,9 @@ def rebuild_command(folder: str | os.PathLike, record: dict[str, Any], condition
         args.append(f"--dtype {record['dtype']}")
     if kind in KINDS:
         defaults = KINDS[kind].params()
+        flags = {f.name for f in dataclasses.fields(defaults) if f.metadata.get("flag", True)}
         for name, value in record.get("params", {}).items():
-            if hasattr(defaults, name) and getattr(defaults, name) != value:
+            if name in flags and getattr(defaults, name) != value:
                 args.append(f"--{name.replace('_', '-')} {value}")
     return " ".join(args)
 
@@ -205,6 +207,25 @@ def _marker(key: tuple, checksum: str) -> Path | None:
         return None
     name = hashlib.sha256(repr((key, checksum)).encode()).hexdigest()
     return Path(base) / "lancet" / "verified" / name[:2] / name
+
+
+def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The settings that differ, ``params.<name>`` for the kind's own (an upstream's weights, a Mel band count).
+
+    Example:
+        >>> changed_settings({"hop_s": 1.0, "params": {"a": 1, "b": 2}}, {"hop_s": 0.5, "params": {"a": 1, "b": 3}})
+        ['hop_s', 'params.b']
+    """
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if key == "params" and isinstance(a, dict) and isinstance(b, dict):
+            out += [f"params.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        else:
+            out.append(key)
+    return out
 
 
 def condition_file(folder: str | os.PathLike, condition: str, ext: str) -> Path:

@@ -17,6 +17,7 @@ from lancet.core.errors import LancetError
 from lancet.models.glam import GLAM
 from lancet.models.lancet import LANCET
 from lancet.models.tcnet import TCNet
+from lancet.ssl.heads import SuperbProbe, attentive_stats_head
 
 #: Constructor arguments every model takes; the others are its options (``--model-options``).
 SIZE_ARGUMENTS = ("n_classes", "n_freq", "n_frames")
@@ -55,6 +56,10 @@ _ENTRIES = (
                old_checkpoint_options={"attention_padding": "same"}),
     ModelEntry("GLAM", GLAM, "mfcc", "Zhu & Li, ICASSP 2022", 940_283),
     ModelEntry("TCNet", TCNet, "mfcc", "Ishaq, Khan & Kwon, CSSE 2023", 25_778),
+    # heads over a self-supervised upstream (lancet.ssl): on stored per-layer means, or on its frames with --finetune
+    ModelEntry("SSLProbe", SuperbProbe, "ssl", "SUPERB's frozen probe (Yang et al., Interspeech 2021)"),
+    ModelEntry("SSLAttentive", attentive_stats_head, "ssl",
+               "attentive statistics pooling over SSL frames (Okabe et al., Interspeech 2018; --finetune only)"),
 )
 #: The models by name, in the order runs train them and tables list them.
 MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in _ENTRIES}

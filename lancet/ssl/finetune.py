@@ -76,7 +76,35 @@ class UpstreamClassifier(nn.Module):
         return self
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of audio (B, S) or (B, 1, S), the trainer's (batch, channel, ...) input."""
+        if waves.dim() == 3 and waves.shape[1] == 1:
+            waves = waves[:, 0]
         frozen = self.train_layers == 0
         with torch.no_grad() if frozen else contextlib.nullcontext():
             out = self.upstream(waves, lengths)
         return self.head.forward_frames(out.hidden_states, out.mask)
+
+    def frozen_keys(self) -> set[str]:
+        """State-dict names of the upstream that do not train (its CNN, the layers below the trained ones,
+        its buffers): they are the checkpoint's own, so :meth:`state_dict` leaves them out."""
+        return ({f"upstream.model.{n}" for n, p in self.upstream.model.named_parameters() if not p.requires_grad}
+                | {f"upstream.model.{n}" for n, _ in self.upstream.model.named_buffers()})
+
+    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
+        """The head and the upstream's trainable parameters only: a fine-tuning checkpoint of the top layers holds
+        those layers, not a copy of the whole upstream (whose identity the trainer records beside it)."""
+        out = super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        for name in self.frozen_keys():
+            out.pop(prefix + name, None)
+        return out
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load what :meth:`state_dict` wrote over the upstream as loaded; with ``strict`` every trainable
+        parameter and nothing else must be there."""
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        frozen = self.frozen_keys()
+        missing = [k for k in result.missing_keys if k not in frozen]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}: missing keys {missing[:5]}, "
+                               f"unexpected keys {list(result.unexpected_keys)[:5]}")
+        return result

@@ -141,3 +141,20 @@ class AttentiveStatsHead(nn.Module):
         """Logits (B, classes) from the L hidden states (B, T, H) and the frame mask (B, T)."""
         frames = self.projector(self.layer_sum(torch.stack(tuple(hidden_states), dim=1), dim=1))
         return self.classifier(self.pooling(frames, mask).to(frames.dtype))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Refused: a per-layer mean has lost the frames this head weighs (one-line :class:`LancetError`)."""
+        raise LancetError("SSLAttentive: attentive pooling needs the upstream's frames, which stored per-layer means "
+                          "do not hold; train it with --finetune (--finetune-layers 0 keeps the upstream frozen)")
+
+
+def attentive_stats_head(n_classes: int = 4, n_freq: int = 13, n_frames: int = 768, proj_size: int = PROJ_SIZE,
+                         attention_dim: int = 128) -> AttentiveStatsHead:
+    """:class:`AttentiveStatsHead` built like every model of the registry: a store's (layers, hidden) as
+    (``n_freq``, ``n_frames``).
+
+    Example:
+        >>> attentive_stats_head(4, 3, 8, proj_size=6).hidden_size
+        8
+    """
+    return AttentiveStatsHead(n_classes, n_freq, n_frames, proj_size, attention_dim)

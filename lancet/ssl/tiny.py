@@ -44,7 +44,13 @@ def save_tiny_upstream(folder: str | os.PathLike, arch: str = "wavlm", *, layer_
         torch.manual_seed(seed)
         model = tf.AutoModel.from_config(config)
     folder = Path(folder)
-    model.save_pretrained(folder)
+    bars = tf.utils.logging.is_progress_bar_enabled()
+    tf.utils.logging.disable_progress_bar()  # "Writing model shards" of a 40 k-parameter model: noise in test logs
+    try:
+        model.save_pretrained(folder)
+    finally:
+        if bars:
+            tf.utils.logging.enable_progress_bar()
     # the extractor's settings are what load_upstream reads: 16 kHz mono, normalisation as asked
     tf.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=do_normalize,
                                 return_attention_mask=layer_norm).save_pretrained(folder)

@@ -32,6 +32,7 @@ import hashlib
 import inspect
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -232,7 +233,10 @@ class Upstream(nn.Module):
         # positional convolution and hides them from attention); without padding it is not needed
         attention_mask = (torch.arange(width, device=device)[None, :] < lengths[:, None]).long() if padded else None
         alone = self._alone.lengths_set(lengths if padded else None) if self._alone else contextlib.nullcontext()
-        with alone:
+        with alone, warnings.catch_warnings():
+            # WavLM's attention passes a float position bias beside the boolean padding mask; torch's note on
+            # mixing them would otherwise print in every process that runs a padded batch
+            warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
             out = self.model(x, attention_mask=attention_mask, output_hidden_states=True)
         hidden = tuple(out.hidden_states)
         if len(hidden) != self.n_layers:  # layer drop in training mode skips layers (load_upstream switches it off)
@@ -302,12 +306,17 @@ def load_upstream(source: str | os.PathLike, *, allow_download: bool = False, re
                           f"download it once with: {download_command(text)}") from None
     _check_speech_model(where, config, extractor)
     config.layerdrop = 0.0
+    bars = tf.utils.logging.is_progress_bar_enabled()
+    tf.utils.logging.disable_progress_bar()  # a bar per load would clutter every fold's log (runs load per unit)
     try:
         model = tf.AutoModel.from_pretrained(where, config=config, **kwargs)
     except OSError as exc:
         raise LancetError(f"upstream {where}: weights not loadable ({_first_line(exc)}); "
                           + (f"download them with: {download_command(text)}" if not is_folder else
                              "save the model with save_pretrained()")) from None
+    finally:
+        if bars:
+            tf.utils.logging.enable_progress_bar()
     if not hasattr(model, "feature_extractor") or not hasattr(model, "_get_feat_extract_output_lengths"):
         raise LancetError(f"upstream {where}: {type(model).__name__} has no convolutional feature encoder over "
                           f"samples (use a wav2vec 2.0, HuBERT or WavLM checkpoint)")

@@ -30,6 +30,7 @@ from lancet.core.device import AMP_MODES, DEVICES
 from lancet.core.errors import HelpFormatter, LancetError
 from lancet.core.locking import WAIT_FLAG_HELP
 from lancet.features.params import KINDS as FEATURE_KINDS
+from lancet.features.params import has_frames_axis
 from lancet.models import MODELS, parse_model_options
 from lancet.noise.pools import SPLIT_SEED, TEST_FRACTION
 from lancet.noise.registry import NOISE_TYPES, online_default
@@ -42,7 +43,8 @@ CLASS_MAPS = tuple(_CLASS_MAPS)  # all: every class the features hold
 POOLINGS = ("mean", "vote")
 TRAIN_ON = ("clean", "matched", "all", "online")  # online: fresh noise every epoch (lancet.training.online)
 COMPILE_MODES = ("auto", "on", "off")
-DEFAULT_MODELS = tuple(MODELS)
+# the CNNs: a head over a self-supervised upstream (input kind without a frames axis) is asked for by name
+DEFAULT_MODELS = tuple(name for name, entry in MODELS.items() if has_frames_axis(entry.input_kind))
 
 DEFAULT_SEED = 987654
 RANDOM_SPLIT_STATE = 42          # random_state of the published stratified 80/10/10 split
@@ -112,6 +114,7 @@ def opt(default: Any, help: str | Callable[[], str], group: str, choices: Choice
 
 
 NOISE = "noise robustness (docs/ROBUSTNESS.md)"
+SSL = "self-supervised upstreams (--features ssl; docs/SSL.md)"
 
 
 @dataclass
@@ -221,6 +224,23 @@ class TrainConfig:
     noise_test_fraction: float = opt(TEST_FRACTION, "share of noise recordings kept for testing", NOISE,
                                      valid=Range(0, 1, low_open=True, high_open=True))
 
+    # --- self-supervised upstreams
+    # the upstream's identity is the store's (params.json): where its files lie does not change a number
+    upstream: str | None = opt(None, "the upstream (folder, or hub name in the local cache) that --train-on online and "
+                               "--finetune run, checked against the one the store was extracted with (default: that "
+                               "one)", SSL, identity=False)
+    finetune: bool = opt(False, "train on audio: the upstream runs in every step under the head (--models SSLProbe "
+                         "or SSLAttentive), and the test conditions are read from their wavs", SSL)
+    finetune_layers: int | None = opt(None, "--finetune: the top transformer layers that train (default: all above "
+                                      "the frozen CNN; 0: the upstream stays frozen and the head reads its frames)",
+                                      SSL, valid=NON_NEGATIVE)
+    finetune_lr: float = opt(5e-5, "--finetune: RAdam learning rate of the upstream's layers (the head takes --lr)",
+                             SSL, valid=POSITIVE, loop=True)
+    finetune_warmup_epochs: int = opt(2, "--finetune: the upstream's learning rate rises linearly over these first "
+                                      "epochs (0: from the start)", SSL, valid=NON_NEGATIVE, loop=True)
+    audio_batch_seconds: float = opt(64.0, "--finetune: padded seconds of audio per batch (of at most --batch-size "
+                                     "utterances, similar lengths together)", SSL, valid=POSITIVE)
+
     def __post_init__(self) -> None:
         self.models = tuple(self.models)
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -244,6 +264,8 @@ class TrainConfig:
             parts.append(f"norm-{self.norm}")
         if self.specaugment:
             parts.append("specaug")
+        if self.finetune:
+            parts.append("finetune" if self.finetune_layers is None else f"finetune{self.finetune_layers}")
         return "_".join(parts)
 
     def to_json(self) -> dict[str, Any]:

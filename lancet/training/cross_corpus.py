@@ -22,13 +22,14 @@ from pathlib import Path
 from lancet.core.conditions import CLEAN, sort_conditions
 from lancet.core.errors import LancetError
 from lancet.features import FeatureStore
+from lancet.features.store import changed_settings
 
 from .checkpoint import BEST
 from .config import TrainConfig
-from .data import StoreView, build_table
+from .data import StoreView
 from .evaluate import evaluate_table, robustness_matrix
 from .folds import utterances_from_index
-from .identity import feature_settings, store_identity
+from .identity import feature_settings, first_change, store_identity
 from .plan import Unit
 from .predict import load_predictor
 from .records import condition_record
@@ -40,12 +41,16 @@ CROSS_DIR = "cross_corpus"
 
 
 def check_same_features(train_params: dict, test_params: dict, train_where: str, test_where: str) -> None:
-    """A one-line error when the two stores' features were extracted differently (the model would see other numbers)."""
+    """A one-line error when the two stores' features were extracted differently (the model would see other numbers).
+
+    The first difference is named with both values (an ssl store of another upstream: its source, or its weights'
+    hash when the same name holds other weights)."""
     a, b = feature_settings(train_params), feature_settings(test_params)
-    differs = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    differs = changed_settings(a, b)
     if differs:
         raise LancetError(f"{test_where}: extracted with other settings than {train_where} "
-                          f"(differs: {', '.join(differs)}); extract the test corpus with the same flags")
+                          f"(differs: {', '.join(differs)}; first: {first_change(a, b)}); extract the test corpus "
+                          f"with the same flags")
 
 
 def eval_conditions(unit: Unit, test_conditions: list[str]) -> list[str]:
@@ -111,13 +116,13 @@ def _test_unit(runner: UnitRunner, unit: Unit, view: StoreView, conditions: list
     checkpoint = runner.ckpt_dir(unit) / BEST
     if not checkpoint.is_file():
         raise LancetError(f"{checkpoint}: no trained model for {unit.key}; rerun the training first")
-    predictor = load_predictor(checkpoint, device=runner.device.type)
+    predictor = load_predictor(checkpoint, device=runner.device.type, featurise=False)  # stored features in
     if list(predictor.class_names) != list(data.class_names):
         raise LancetError(f"{checkpoint}: trained for classes {predictor.class_names}, the run has "
                           f"{list(data.class_names)}")
     records = []
     for cond in eval_conditions(unit, conditions):
-        table = build_table(view, [cond], kept, data.class_to_label, cfg.ram_budget_gb * 2**30)
+        table = runner.condition_table(view, [cond], kept, record=view.store.params)
         if len(table) == 0:
             continue
         m = evaluate_table(predictor.model, table, predictor.mean, predictor.std, predictor.device,

@@ -135,6 +135,13 @@ class SegmentTable:
             out[where[order]] = self.sources[int(p)][rows[order]]
         return out
 
+    def plan_batches(self, batch_size: int, shuffle: bool, rng: np.random.Generator | None,
+                     min_last: int = 1) -> list[np.ndarray]:
+        """The rows of each batch of an epoch (with ``views`` > 1: of view 0, the anchors of every view's rows):
+        :func:`batch_indices` of ``batch_size`` segments. A table of other units (whole utterances of audio,
+        :mod:`lancet.training.audio_table`) plans its own."""
+        return batch_indices(len(self) // self.views, batch_size, shuffle, rng, min_last)
+
     def sample(self, max_bytes: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(features float32, valid frames) of all segments, or of a random subsample of at most ``max_bytes``."""
         n = len(self)

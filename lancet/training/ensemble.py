@@ -5,7 +5,9 @@ probabilities is steadier than any one of them. :func:`load_ensemble` takes ``be
 folders (every ``best.pt`` under a folder), keeps one model type (``--model`` when a folder holds several)
 and checks that the models can vote together: the same classes in the same order, and the same feature
 settings, so that one feature computation serves them all. Each model normalises the features its own
-way (its fold's statistics, its ``--norm``).
+way (its fold's statistics, its ``--norm``). Models over a self-supervised upstream (``--features ssl``) label
+whole utterances: a recording is cut into windows of :data:`UTTERANCE_WINDOW` (one window for a clip of up to
+30 s, the length of the longest utterances they were trained on), each window's audio one utterance.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from lancet.features.params import FeatureParams, SegmentParams, params_from_rec
 
 from .checkpoint import BEST
 from .predictor import Predictor, load_predictor, segment_probs
+
+#: How a model trained on whole utterances (the ssl kind) cuts a recording: windows of up to 30 s (a clip of
+#: up to 30 s is one window: the utterance itself), the last one aligned to the end when more than 0.5 s is left.
+UTTERANCE_WINDOW = SegmentParams(segment_s=30.0, hop_s=30.0, tail_min_s=0.5)
 
 #: The parts of a store's params.json that decide the features (not where they came from or when).
 FEATURE_KEYS = ("kind", "sample_rate", "params", "segment_s", "hop_s", "tail_min_s", "short", "shape")
@@ -75,8 +81,19 @@ class Ensemble:
         return self.predictors[0].feature_record
 
     @property
+    def input(self) -> str:
+        """What the models read: ``features``, ``statistics`` (per-layer means of :attr:`upstream`) or ``audio``."""
+        return self.predictors[0].input
+
+    @property
+    def upstream(self):
+        """The upstream that computes the statistics (``input`` statistics), shared by the models."""
+        return self.predictors[0].upstream
+
+    @property
     def params(self) -> tuple[FeatureParams, SegmentParams]:
-        return params_from_record(self.feature_record)
+        params, seg = params_from_record(self.feature_record)
+        return (params, seg) if self.input == "features" else (params, UTTERANCE_WINDOW)
 
     @property
     def needs_utterance_stats(self) -> bool:
@@ -103,6 +120,9 @@ def check_agreement(predictors: Sequence[Predictor]) -> None:
     """One-line :class:`LancetError` unless every model has the first one's classes and feature settings."""
     first = predictors[0]
     for p in predictors[1:]:
+        if p.input != first.input:
+            raise LancetError(f"{p.source}: reads {p.input}, {first.source} reads {first.input}; models that vote "
+                              f"together must take the same input")
         if p.class_names != first.class_names:
             raise LancetError(f"{p.source}: classes {', '.join(p.class_names)} differ from {first.source}'s "
                               f"({', '.join(first.class_names)}); models that vote together must share their classes")
@@ -140,11 +160,12 @@ def load_ensemble(checkpoints: str | os.PathLike | Sequence[str | os.PathLike], 
         raise LancetError("--checkpoint: give a best.pt file or a run folder")
     found = find_checkpoints(checkpoints)
     loaded: dict[Path, Predictor] = {}
+    upstreams: dict = {}  # fold models of one store share its upstream
 
     def kind(f: Path) -> str:  # by the layout when it says, else by loading the file
         name = layout_model(f)
         if name is None:
-            loaded[f] = load_predictor(f, device, amp)
+            loaded[f] = load_predictor(f, device, amp, upstreams=upstreams)
             name = loaded[f].model_name
         return name
 
@@ -160,6 +181,6 @@ def load_ensemble(checkpoints: str | os.PathLike | Sequence[str | os.PathLike], 
             raise LancetError(f"{', '.join(map(str, checkpoints))}: holds {len(in_folders)} model types "
                               f"({', '.join(in_folders)}); choose one with --model NAME")
         chosen = [f for f, _, _ in kinds]
-    predictors = [loaded[f] if f in loaded else load_predictor(f, device, amp) for f in chosen]
+    predictors = [loaded[f] if f in loaded else load_predictor(f, device, amp, upstreams=upstreams) for f in chosen]
     check_agreement(predictors)
     return Ensemble(predictors)

@@ -14,7 +14,7 @@ import torch
 from lancet.core.conditions import condition_sort_key, parse_condition
 from lancet.core.device import autocast_context
 
-from .data import SegmentTable, batch_indices, iter_batches
+from .data import SegmentTable, iter_batches
 from .metrics import classification_metrics, mean_std
 
 def to_model_input(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -33,7 +33,8 @@ def predict_segments(model: torch.nn.Module, table: SegmentTable, mean: torch.Te
     model.eval()
     pin = device.type == "cuda"
     out: list[torch.Tensor] = []
-    for batch in iter_batches(table, batch_indices(len(table), batch_size, False, None), workers=workers, pin=pin):
+    batches = table.plan_batches(batch_size, False, None)  # a table of audio groups similar lengths: any order
+    for batch in iter_batches(table, batches, workers=workers, pin=pin):
         lengths = batch.lengths.to(device, non_blocking=True)
         x = batch.x.to(device, non_blocking=True)
         x = norm(x, lengths, batch.index) if norm is not None else to_model_input(x, mean, std)
@@ -42,7 +43,13 @@ def predict_segments(model: torch.nn.Module, table: SegmentTable, mean: torch.Te
         out.append(torch.softmax(logits.float(), dim=-1))  # stays on the device: one transfer at the end
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
-    return torch.cat(out).cpu().numpy().astype(np.float32, copy=False)
+    probs = torch.cat(out).cpu().numpy().astype(np.float32, copy=False)
+    rows = np.concatenate(batches)
+    if np.array_equal(rows, np.arange(len(rows))):
+        return probs
+    ordered = np.empty_like(probs)
+    ordered[rows] = probs
+    return ordered
 
 
 def pool_utterances(probs: np.ndarray, utt: np.ndarray, n_utts: int, method: str = "mean") -> tuple[np.ndarray, np.ndarray]:

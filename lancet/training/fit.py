@@ -30,9 +30,10 @@ from . import distributed
 from .checkpoint import BEST, LAST, save_checkpoint
 from .compiled import FastTrainer, draw_epoch, use_compile
 from .config import TrainSettings
-from .data import (Batch, SegmentTable, batch_indices, class_weights, draw_mixup, iter_batches, mix, mixup,
+from .data import (Batch, SegmentTable, class_weights, draw_mixup, iter_batches, mix, mixup,
                    one_hot)
 from .evaluate import evaluate_table, metrics_from_probs, to_model_input
+from .finetune import parameter_groups
 from .metrics import selection_score
 from .resume import ResumeState
 from .views import consistency, view_permutation, view_rows
@@ -189,11 +190,11 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings, tensor_lr: bool = F
 
     ``tensor_lr`` (the compiled step): the learning rate as a tensor, so a compiled optimizer step reads
     its new value each epoch instead of being compiled again for it; on CUDA the optimizer is also
-    ``capturable`` (its step counts live on the GPU: no host sync, and CUDA graphs can replay it)."""
-    optimizer = torch.optim.RAdam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay, foreach=True)
-    floor = s.lr_floor / s.lr if s.lr > 0 else 0.0
-    decay = s.lr_decay
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda e: max(decay ** e, floor))
+    ``capturable`` (its step counts live on the GPU: no host sync, and CUDA graphs can replay it). A fine-tuned
+    upstream gets its own group and schedule (lancet.training.finetune)."""
+    groups, schedules = parameter_groups(model, s)  # one group; a fine-tuned upstream's layers form a second
+    optimizer = torch.optim.RAdam(groups, lr=s.lr, weight_decay=s.weight_decay, foreach=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=schedules)
     _set_lr_kind(optimizer, scheduler, tensor_lr)
     return optimizer, scheduler
 
@@ -307,8 +308,8 @@ class PlainEpochs:
         # batch order now; mixup draws lam and a permutation per batch from the same generator, so the
         # whole epoch's randomness follows from the generator alone (and resumes with it)
         views = self.train.views  # > 1: each batch takes its segments in every view (online paired views)
-        batches = batch_indices(len(self.train) // views, s.batch_size, True, self.rng,
-                                min_last=2 * (self.ddp.world_size if self.ddp else 1))  # batch norm needs 2 rows
+        batches = self.train.plan_batches(s.batch_size, True, self.rng,
+                                          min_last=2 * (self.ddp.world_size if self.ddp else 1))  # batch norm: 2 rows
         if views > 1:
             batches = [view_rows(b, len(self.train) // views, views) for b in batches]
         global_sizes = None

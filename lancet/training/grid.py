@@ -199,7 +199,7 @@ class GridRun(UnitRunner):
         if self.cfg.jobs > 0:
             return self.cfg.jobs
         todo = sum(not self.metrics_path(u).is_file() for u in self.units)
-        if self.device.type != "cuda" or todo <= 1:
+        if self.device.type != "cuda" or todo <= 1 or self.cfg.finetune:  # an upstream per unit: one at a time
             return 1
         data, cfg = self.data, self.cfg
         n_freq, n_frames = data.shape

@@ -20,7 +20,9 @@ One definition of everything, shared with ``datasets/augment_IEMOCAP.py``:
 * reverberation: :func:`lancet.noise.reverb.reverberate` with simulated rooms of a different seed
   (other placements than the stored test rooms) or the training pool of ``--rir-dir``;
 * segmenting and features: :func:`lancet.features.segment_audio`, :func:`~lancet.features.valid_frames`
-  and the store's own parameters (``params.json``), so online features equal stored ones for the same audio.
+  and the store's own parameters (``params.json``), so online features equal stored ones for the same audio;
+  or, through another featuriser (:mod:`lancet.training.online_features`), an ssl store's per-layer means
+  of each whole mixture, or the mixture's audio itself for ``--finetune``.
 
 Each epoch's draws come from a generator seeded by (seed, epoch): an interrupted run that resumes at
 epoch k sees the same noisy data it would have seen.
@@ -44,14 +46,13 @@ from lancet.core.errors import LancetError
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
 from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, mix_at_snr
-from lancet.features import TorchFeatures, segment_audio, valid_frames
-from lancet.features.params import params_from_record
 from lancet.noise.pools import TRAIN, NoiseSplit, split_recordings
 from lancet.noise.registry import NOISE_TYPES
 from lancet.noise.sources import SHARED_NOISE_DIR, NoiseSource, draw_noise, resolve_sources
 
 from .config import TrainConfig, default_of
 from .data import SegmentTable
+from .online_features import SegmentFeatures
 
 ONLINE_ROOM_SEED = 1_000_003   # simulated rooms for training: other source/microphone placements than the stored ones
 ONLINE_CONDITION = "online"
@@ -217,9 +218,11 @@ class OnlineAugmenter:
     def __init__(self, utterances: Sequence[TrainUtterance], train_speakers: Sequence[str],
                  blocked_speakers: Sequence[str], feature_record: dict, settings: OnlineSettings,
                  seed: int, device: str = "cpu", log: Callable[[str], None] = print,
-                 cache_bytes: int = 4 << 30, epochs: int = 0) -> None:
+                 cache_bytes: int = 4 << 30, epochs: int = 0, featuriser=None) -> None:
         """``epochs`` > 0: while the loop trains on epoch k, a background thread mixes epoch k + 1 (below
-        ``epochs``), so the noise and feature work overlaps training (numpy and torch release the GIL)."""
+        ``epochs``), so the noise and feature work overlaps training (numpy and torch release the GIL).
+        ``featuriser``: what a mixture becomes (lancet.training.online_features; default the store's features
+        on ``device``)."""
         settings.check()
         self.s = settings
         self.seed = int(seed)
@@ -229,16 +232,11 @@ class OnlineAugmenter:
         leaked = {u.speaker for u in self.utts} & set(self.blocked)
         if leaked:
             raise AssertionError(f"online training utterances of test/validation speakers {sorted(leaked)}")
-        self.params, self.seg = params_from_record(feature_record)
-        if self.seg.sample_rate != SAMPLE_RATE:
-            raise LancetError(f"features at {self.seg.sample_rate} Hz; online mixing works at {SAMPLE_RATE} Hz")
-        self.shape = tuple(int(v) for v in feature_record["shape"])
+        self.featuriser = featuriser if featuriser is not None else SegmentFeatures(feature_record, str(device))
+        self.shape = tuple(self.featuriser.shape)
         self.epochs = int(epochs)
         self._ahead: dict[int, "cf.Future"] = {}
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lancet-online") if epochs > 0 else None
-        # float32: the extraction's float64 is for agreement with librosa to 1e-5 in near-silent bands; training
-        # mixtures need no such precision, and float32 makes an epoch's features 2-4x cheaper on the CPU
-        self.features = TorchFeatures(self.params, self.seg.sample_rate, device=str(device), precision="float32")
         self._clean: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # paired views: the clean view, computed once
         self.cache = _Cache(cache_bytes)
         self.xf = int(round(settings.crossfade_s * SAMPLE_RATE))
@@ -289,12 +287,10 @@ class OnlineAugmenter:
     # -------------------------------------------------------------- features
     def features_of(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(segments' features float32 (n, F, T), valid frames (n,)) of one utterance's audio, as extraction does."""
-        segments, _, real = segment_audio(audio, self.seg)
-        if not len(segments):
+        units, lengths = self.featuriser.cut(audio)
+        if not units:
             return np.zeros((0,) + self.shape, np.float32), np.zeros(0, np.int64)
-        feats = self.features(segments)
-        lengths = np.array([valid_frames(self.params, r, self.shape[1]) for r in real], dtype=np.int64)
-        return feats, lengths
+        return self.featuriser.compute(units), np.array(lengths, dtype=np.int64)
 
     def clean_features(self, u: TrainUtterance) -> tuple[np.ndarray, np.ndarray]:
         """(features, valid frames) of ``u``'s clean segments, computed on first use and kept: the clean view
@@ -357,15 +353,14 @@ class _ViewParts:
         self.n_pending = 0
 
     def add(self, u: "TrainUtterance", audio: np.ndarray, copy: int = 0) -> None:
-        aug = self.aug
-        segments, _, real = segment_audio(audio, aug.seg)
-        if not len(segments):
+        units, lengths = self.aug.featuriser.cut(audio)
+        if not units:
             return
-        self.pending.append(segments)
-        self.n_pending += len(segments)
-        self.lengths.append(np.array([valid_frames(aug.params, r, aug.shape[1]) for r in real], dtype=np.int64))
-        self.labels.append(np.full(len(segments), u.label, np.int64))
-        self.utt.append(np.full(len(segments), len(self.keys), np.int64))
+        self.pending.extend(units)
+        self.n_pending += len(units)
+        self.lengths.append(np.array(lengths, dtype=np.int64))
+        self.labels.append(np.full(len(units), u.label, np.int64))
+        self.utt.append(np.full(len(units), len(self.keys), np.int64))
         self.keys.append((self.condition if not copy else f"{self.condition}#{copy}", u.id))
         if self.n_pending >= self.batch_segments:
             self.flush()
@@ -383,7 +378,7 @@ class _ViewParts:
 
     def flush(self) -> None:
         if self.pending:
-            self.feats.append(self.aug.features(np.concatenate(self.pending)))
+            self.feats.append(self.aug.featuriser.compute(self.pending))
         self.pending, self.n_pending = [], 0
 
     @staticmethod
@@ -399,8 +394,9 @@ class _ViewParts:
             raise RuntimeError("online views of different lengths")
         offsets = np.cumsum([0] + [len(view.keys) for view in views])
         utt = np.concatenate([np.concatenate(view.utt) + off for view, off in zip(views, offsets)])
-        return SegmentTable([x], np.zeros(n, np.int32), np.arange(n, dtype=np.int64),
-                            np.concatenate([a for view in views for a in view.labels]),
-                            np.concatenate([a for view in views for a in view.lengths]), utt,
-                            [k for view in views for k in view.keys], [view.condition for view in views],
-                            views=len(views))
+        featuriser = views[0].aug.featuriser
+        return featuriser.finish(featuriser.table_class(
+            [x], np.zeros(n, np.int32), np.arange(n, dtype=np.int64),
+            np.concatenate([a for view in views for a in view.labels]),
+            np.concatenate([a for view in views for a in view.lengths]), utt,
+            [k for view in views for k in view.keys], [view.condition for view in views], views=len(views)))

@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from lancet.core.conditions import CLEAN
 from lancet.core.errors import LancetError
 from lancet.core.paths import safe_component
-from lancet.models import MODELS
+from lancet.features.params import has_frames_axis
+from lancet.models import MODELS, build_model
 
 from .config import TrainConfig, check_fields
 from .folds import Fold
@@ -70,6 +73,55 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.noise_manifest and not Path(cfg.noise_manifest).is_file():
         raise LancetError(f"--noise-manifest {cfg.noise_manifest}: not found (the augmented_manifest.csv of "
                           f"datasets/augment_IEMOCAP.py)")
+    validate_kind(cfg)
+
+
+def validate_kind(cfg: TrainConfig) -> None:
+    """The models and settings that fit the feature kind: (features x frames) segments for the CNNs, one
+    per-layer statistic per utterance for the heads over a self-supervised upstream (``--features ssl``)."""
+    frames = has_frames_axis(cfg.features)
+    heads = [n for n, entry in MODELS.items() if not has_frames_axis(entry.input_kind)]
+    for name in cfg.models:
+        if has_frames_axis(MODELS[name].input_kind) == frames:
+            continue
+        if frames:
+            raise LancetError(f"--models {name}: a head over a self-supervised upstream; train it on --features ssl "
+                              f"(feature_extraction/extract_features_ssl.py)")
+        raise LancetError(f"--models {name}: reads (features x frames) segments, but --features {cfg.features} holds "
+                          f"one per-layer statistic per utterance; choose among {', '.join(heads)}")
+    if frames:
+        for flag, value in (("--finetune", cfg.finetune), ("--upstream", cfg.upstream),
+                            ("--finetune-layers", cfg.finetune_layers is not None)):
+            if value:
+                raise LancetError(f"{flag}: for a self-supervised upstream (--features ssl), not --features {cfg.features}")
+        return
+    if cfg.norm != "global":
+        raise LancetError(f"--norm {cfg.norm}: --features {cfg.features} has no frames to normalise over (the heads "
+                          f"read the upstream's statistics as they are); leave --norm global")
+    if cfg.specaugment:
+        raise LancetError(f"--specaugment: masks frequency bins and frames, which --features {cfg.features} does not "
+                          f"have; leave it off (fine-tuning applies the upstream's own time masking)")
+    if not cfg.finetune:
+        if cfg.finetune_layers is not None:
+            raise LancetError("--finetune-layers: goes with --finetune")
+        for name in cfg.models:
+            _check_takes_statistics(name)
+        return
+    if cfg.compile == "on":
+        raise LancetError("--compile on: --finetune runs the plain loop (batches of audio of many lengths); "
+                          "leave --compile auto or off")
+    if cfg.ddp:
+        raise LancetError("--ddp: not with --finetune; train the units side by side instead (--jobs, or torchrun "
+                          "without --ddp)")
+    if cfg.online_paired or cfg.online_copies > 1:
+        raise LancetError("--online-copies/--online-paired: --finetune trains on one fresh noisy copy per epoch")
+
+
+def _check_takes_statistics(name: str) -> None:
+    """A head that cannot read stored per-layer means says so when asked (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        model = build_model(name, 2, 2, 4)
+        model(torch.empty(1, 1, 2, 4), torch.ones(1, dtype=torch.long))
 
 
 @dataclass

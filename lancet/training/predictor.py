@@ -4,6 +4,11 @@ A checkpoint carries the model's name, options and weights, its classes, the fea
 fold's normalisation (``--norm`` mode and the training speakers' statistics); :func:`load_predictor`
 rebuilds all of it, and :func:`segment_probs` turns feature segments into class probabilities exactly as
 evaluation did on stored features.
+
+A model over a self-supervised upstream (``--features ssl``) reads per-layer statistics (``input``
+``statistics``: the upstream that computes them from audio is loaded beside it) or audio (``audio``: a
+fine-tuned upstream is part of the model); either way the upstream is loaded from local files only and held
+to the identity the checkpoint records (:mod:`lancet.training.ssl_upstream`).
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import torch
 from lancet.core.device import autocast_context, resolve_amp, resolve_device
 from lancet.core.errors import LancetError
 from lancet.models import MODELS, build_model
+from lancet.ssl import Upstream, UpstreamClassifier
 
 from .checkpoint import load_checkpoint
 from .evaluate import to_model_input
 from .feature_norm import Normaliser, normalise_utterance
+from .ssl_upstream import load_recorded_upstream
 
 #: Checkpoints of this format were written when LANCET's attention used 'same' padding.
 OLD_FORMAT = "lancet-checkpoint-1"
@@ -42,10 +49,17 @@ class Predictor:
     norm: str = "global"   # --norm the model was trained with (lancet.training.feature_norm)
     model_name: str = ""
     source: str = ""       # the checkpoint file
+    input: str = "features"  # features | statistics (per-layer means of an upstream) | audio (a fine-tuned upstream)
+    upstream: Upstream | None = None  # statistics: the upstream that computes them (None: not loaded)
 
 
-def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str = "off") -> Predictor:
-    """Rebuild the model of a ``best.pt`` written by the trainer, on ``device``."""
+def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str = "off", featurise: bool = True,
+                   upstreams: dict[str, Upstream] | None = None) -> Predictor:
+    """Rebuild the model of a ``best.pt`` written by the trainer, on ``device``.
+
+    ``featurise``: also load what turns audio into the model's input where that is a model of its own (the
+    upstream of a head on per-layer statistics; False when stored features are fed); ``upstreams``: ones
+    already loaded, by weights hash (an ensemble of fold models shares one)."""
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, map_location=dev)
     missing = [k for k in NEEDED if k not in ckpt]
@@ -57,6 +71,13 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str
         for key, value in entry.old_checkpoint_options.items():  # defaults that changed since it was trained
             options.setdefault(key, value)
     model = build_model(ckpt["model_name"], len(ckpt["class_names"]), ckpt["n_freq"], ckpt["n_frames"], **options)
+    reads = str(ckpt.get("input", "features"))
+    upstream = None
+    if reads == "audio":  # the upstream it fine-tuned, from the checkpoint it started from
+        model = UpstreamClassifier(load_recorded_upstream(ckpt["feature_params"], str(checkpoint), flag="upstream"),
+                                   model, ckpt.get("finetune_layers"))
+    elif reads == "statistics" and featurise:
+        upstream = _shared_upstream(ckpt["feature_params"], str(checkpoint), upstreams).to(dev)
     try:
         model.load_state_dict(ckpt["model_state"])
     except RuntimeError as exc:  # sizes that disagree with the recorded model: a foreign or edited file
@@ -71,7 +92,19 @@ def load_predictor(checkpoint: str | os.PathLike, device: str = "auto", amp: str
                      std=torch.as_tensor(np.asarray(ckpt["norm_std"], np.float32).reshape(-1, 1), device=dev),
                      feature_record=dict(ckpt["feature_params"]), pooling=ckpt.get("pooling", "mean"),
                      device=dev, amp_dtype=resolve_amp(amp, dev), n_frames=int(ckpt["n_frames"]),
-                     norm=str(ckpt.get("norm", "global")), model_name=str(ckpt["model_name"]), source=str(checkpoint))
+                     norm=str(ckpt.get("norm", "global")), model_name=str(ckpt["model_name"]), source=str(checkpoint),
+                     input=reads, upstream=upstream)
+
+
+def _shared_upstream(record: dict, where: str, upstreams: dict[str, Upstream] | None) -> Upstream:
+    """The upstream a store record names, loaded once per weights hash when ``upstreams`` keeps them."""
+    key = str(record.get("params", {}).get("weights_sha256", ""))
+    if upstreams is not None and key in upstreams:
+        return upstreams[key]
+    upstream = load_recorded_upstream(record, where, flag="upstream")
+    if upstreams is not None:
+        upstreams[key] = upstream
+    return upstream
 
 
 def model_input(predictor: Predictor, feats: np.ndarray, lengths: np.ndarray,
@@ -97,7 +130,7 @@ def model_input(predictor: Predictor, feats: np.ndarray, lengths: np.ndarray,
 def segment_probs(predictor: Predictor, feats: np.ndarray, lengths: np.ndarray,
                   stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Softmax probabilities (n, classes) of feature segments (n, F, T) with ``lengths`` valid frames."""
-    if feats.shape[-1] != predictor.n_frames:
+    if predictor.input != "audio" and feats.shape[-1] != predictor.n_frames:
         raise LancetError(f"{predictor.source}: features have {feats.shape[-1]} frames, the model expects "
                           f"{predictor.n_frames}")
     x = model_input(predictor, feats, lengths, stats)

@@ -25,6 +25,7 @@ from lancet.core.errors import LancetError
 from lancet.features.compute import compute_features
 from lancet.features.params import SegmentParams
 from lancet.features.segment import segment_audio, valid_frames
+from lancet.ssl import extract_layer_means, pad_waves
 
 from .audio_checks import Level
 from .ensemble import Ensemble
@@ -70,11 +71,20 @@ class FrameStats:
 
 
 def window_features(ens: Ensemble, windows: Sequence[Window]) -> tuple[np.ndarray, np.ndarray]:
-    """(features (n, F, T), valid frames (n,)) of training-length windows."""
+    """(features (n, F, T), valid frames (n,)) of training-length windows; for models over an upstream, each
+    window's real audio as one utterance: its per-layer means (n, L, H) and frames, or the audio zero-padded
+    (n, samples) and its samples."""
     params, seg = ens.params
-    feats = compute_features(np.stack([w.audio for w in windows]), params, seg.sample_rate)
-    lengths = np.array([valid_frames(params, w.n_real, feats.shape[-1]) for w in windows], dtype=np.int64)
-    return feats, lengths
+    if ens.input == "features":
+        feats = compute_features(np.stack([w.audio for w in windows]), params, seg.sample_rate)
+        lengths = np.array([valid_frames(params, w.n_real, feats.shape[-1]) for w in windows], dtype=np.int64)
+        return feats, lengths
+    audio = [w.audio[:w.n_real] for w in windows]
+    if ens.input == "audio":
+        x, n = pad_waves(audio)
+        return x.numpy(), n.numpy()
+    means, frames = extract_layer_means(ens.upstream, audio, amp=ens.predictors[0].amp_dtype)
+    return means, frames
 
 
 def _windows(stream: AudioStream, windowers: Sequence[Windower],

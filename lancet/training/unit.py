@@ -25,6 +25,7 @@ from lancet.core.atomic import atomic_path
 from lancet.core.conditions import CLEAN
 from lancet.core.errors import LancetError
 from lancet.features import compute_norm_stats
+from lancet.features.params import has_frames_axis
 from lancet.models import build_model
 from lancet.noise.pools import TEST as TEST_POOL
 from lancet.noise.pools import TRAIN as TRAIN_POOL
@@ -44,6 +45,7 @@ from .plan import Unit
 from .records import condition_record
 from .report import write_records
 from .specaugment import spec_augment
+from .ssl_unit import SslParts, identity_norm, model_input
 from .stores import RunData
 
 CHECKPOINT_FORMAT = "lancet-checkpoint-2"
@@ -60,6 +62,9 @@ class UnitRunner:
         self.identity_digest = identity_digest
         self.device, self.amp_dtype, self.dist, self.log, self.on_epoch_end = device, amp_dtype, dist, log, on_epoch_end
         self.norm_stats_dir = data.store.folder / "norm_stats"  # the results folder's when that is read-only
+        # a store of per-utterance statistics (ssl): identity normalisation, the upstream for online and --finetune
+        self.ssl = (None if has_frames_axis(data.store.kind) else
+                    SslParts(cfg, data.view, data.store.params, data.where, device, amp_dtype, log))
 
     # ------------------------------------------------------------------ where a unit's files go
     def metrics_path(self, unit: Unit) -> Path:
@@ -69,7 +74,10 @@ class UnitRunner:
         return self.run_dir / "checkpoints" / unit.model / f"train-{unit.tag}" / f"seed{unit.seed}" / unit.fold.name
 
     def settings(self) -> TrainSettings:
-        return TrainSettings.from_config(self.cfg)
+        settings = TrainSettings.from_config(self.cfg)
+        if self.cfg.finetune:  # batches of audio of many lengths: the plain loop
+            settings.compile = "off"
+        return settings
 
     def epoch_log(self, unit: Unit, writes: bool = True) -> EpochLog:
         """The unit's learning curve: ``history/<unit>.csv`` and, with ``--tensorboard DIR``, event files in
@@ -86,11 +94,13 @@ class UnitRunner:
         train, val, online = self._tables(unit)
         mean, std = self._norm_stats(unit, train)
         together = cfg.ddp and self.dist.enabled  # --ddp: all ranks train this unit; rank 0 writes
-        if self.dist.is_main or not together:
+        if (self.dist.is_main or not together) and self.ssl is None:
             self._save_norm_stats(unit, mean, std)
         options = dict(cfg.model_options.get(unit.model, {}))
         n_freq, n_frames = data.shape
         model = build_model(unit.model, len(data.class_names), n_freq, n_frames, **options)
+        if self.ssl is not None:  # a head; with --finetune under the upstream
+            model = self.ssl.model(model)
         ckpt_dir = self.ckpt_dir(unit)
         hook = None if self.on_epoch_end is None else (lambda epoch: self.on_epoch_end(unit, epoch))
         desc = f"{unit.model} {unit.fold.name} {unit.tag} seed {unit.seed}"
@@ -134,13 +144,12 @@ class UnitRunner:
         # the compiled path evaluates the test conditions the way it validated: one static batch shape,
         # replayed (CUDA graphs) instead of launching every kernel of every batch
         predictor = None
-        if test_norm is None and use_compile(cfg.compile, self.device):
+        if test_norm is None and use_compile(self.settings().compile, self.device):
             predictor = SegmentPredictor(model, mean_t, std_t, self.device, self.amp_dtype, cfg.eval_batch_size,
                                          backend=self.settings().compile_backend)
         records = []
         for cond in unit.eval_conditions:
-            test = build_table(data.view, [cond], self.noise.ids([cond], unit.fold.test, TEST_POOL),
-                               data.class_to_label, cfg.ram_budget_gb * 2**30)
+            test = self.condition_table(data.view, [cond], self.noise.ids([cond], unit.fold.test, TEST_POOL))
             if len(test) == 0:
                 self.log(f"[{desc}] no test segments in {cond}; skipped")
                 continue
@@ -170,19 +179,32 @@ class UnitRunner:
                          unit.eval_conditions)
         online = self._online(unit) if unit.train_on == "online" else None
         train = online.epoch_table(0) if online else self._table(unit.train_conditions, train_ids, "training", unit)
+        if online and self.ssl is not None:
+            self.ssl.report_online_cost(online.featuriser, self.cfg.epochs, f"{unit.model} {unit.fold.name}")
         val = self._table(unit.train_conditions, noise.ids(unit.train_conditions, unit.fold.val, TRAIN_POOL),
                           "validation", unit)
         return train, val, online
 
+    def condition_table(self, view, conditions: list[str], ids, record: dict | None = None) -> SegmentTable:
+        """The segments of ``ids`` in ``conditions`` of ``view``'s store (``record``: its params.json when it is
+        not the run's own), as stored, or their audio with ``--finetune``."""
+        budget = self.cfg.ram_budget_gb * 2**30
+        if self.ssl is not None:
+            return self.ssl.table(view, conditions, ids, self.data.class_to_label, budget, record)
+        return build_table(view, conditions, ids, self.data.class_to_label, budget)
+
     def _table(self, conditions: list[str], ids, what: str, unit: Unit) -> SegmentTable:
-        table = build_table(self.data.view, conditions, ids, self.data.class_to_label, self.cfg.ram_budget_gb * 2**30)
+        table = self.condition_table(self.data.view, conditions, ids)
         if len(table) == 0:
             raise LancetError(f"{self.data.where}: {unit.fold.name}: the {what} split has no segments in "
                               f"{', '.join(conditions)}")
         return table
 
     def _norm_stats(self, unit: Unit, train: SegmentTable) -> tuple[np.ndarray, np.ndarray]:
-        """Per-bin mean and std of (a sample of) the training segments: no test speaker contributes."""
+        """Per-bin mean and std of (a sample of) the training segments: no test speaker contributes.
+        A store without a frames axis (ssl) is not normalised: :func:`~lancet.training.ssl_unit.identity_norm`."""
+        if self.ssl is not None:
+            return identity_norm()
         x_norm, len_norm = train.sample(NORM_STATS_MAX_MB * 2**20, np.random.default_rng(unit.seed))
         mean, std = compute_norm_stats(x_norm, valid_frames=len_norm)
         return np.asarray(mean, np.float32).reshape(-1), np.asarray(std, np.float32).reshape(-1)
@@ -222,6 +244,8 @@ class UnitRunner:
             "train_on": unit.train_on, "train_conditions": unit.train_conditions, "protocol": cfg.protocol,
             "speaker_independent": unit.fold.speaker_independent, "pooling": cfg.pooling,
             "test_speakers": list(unit.fold.test_speakers), "config": cfg.to_json(), "norm": cfg.norm,
+            "input": "features" if self.ssl is None else model_input(cfg),
+            "finetune_layers": cfg.finetune_layers if cfg.finetune else None,
         }
 
     def _normaliser(self, mean: np.ndarray, std: np.ndarray) -> Normaliser | None:
@@ -255,7 +279,8 @@ class UnitRunner:
         blocked = tuple(unit.fold.test_speakers) + tuple(unit.fold.val_speakers)
         return OnlineAugmenter(utts, unit.fold.train_speakers, blocked, data.store.params,
                                OnlineSettings.from_config(cfg), seed=unit.seed, device=str(self.device),
-                               log=self.log, epochs=cfg.epochs)
+                               log=self.log, epochs=cfg.epochs,
+                               featuriser=None if self.ssl is None else self.ssl.featuriser())
 
     def _log_data_parallel(self, desc: str, result: TrainResult) -> None:
         last = result.history[-1] if result.history else {}
