@@ -21,12 +21,12 @@ from pathlib import Path
 
 from lancet.core.atomic import atomic_path, file_checksum, read_csv, remove_stale_temporaries, save_json
 from lancet.core.conditions import REVERB
-from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, output_path
+from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, corpus_folders, output_path
 from lancet.corpora.layout import corpus_root as audio_root
 from lancet.core.manifest import Utterance, read_manifest
 from lancet.core.errors import LancetError
 from lancet.core.locking import output_lock
-from lancet.core.paths import inside, safe_component
+from lancet.core.paths import check_outside, inside, safe_component
 
 MODES = ("link", "copy", "symlink")
 COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speaker", "gender", "improvised",
@@ -182,6 +182,14 @@ def _is_within(path: Path, folder: Path) -> bool:
         return False
 
 
+def inputs_of(entries: list[Entry], augmented_dir: str | Path | None) -> list[tuple[str, Path]]:
+    """The folders standardisation reads (the corpus's audio, the augmented tree): its output stays out of them."""
+    inputs = corpus_folders(e.source for e in entries if e.row["condition"] == "clean")
+    if augmented_dir is not None:
+        inputs.append(("the augmented folder", Path(augmented_dir)))
+    return inputs
+
+
 def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path, mode: str = "link",
                 dry_run: bool = False, log=print, wait: bool = False) -> StandardiseReport:
     """Build (or bring up to date) the standardised tree and ``<out>/manifest.csv``; see the module docstring.
@@ -193,15 +201,7 @@ def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str
         raise LancetError(f"unknown mode {mode!r} (choose {', '.join(MODES)})")
     out = Path(out).resolve()
     entries, missing = plan(manifest, augmented_dir, out)
-    for e in entries[:1]:
-        corpus_root = e.source.resolve().parents[4] if len(e.source.resolve().parents) > 4 else e.source.parent
-        if _is_within(out, corpus_root) and (corpus_root / "Session1").exists():
-            raise LancetError(f"{out}: output folder lies inside the original corpus folder {corpus_root}; "
-                              f"choose another --out")
-    audio_folders = {e.source.parent.resolve() for e in entries if e.row["condition"] == "clean"}
-    for folder in (out, *out.parents):  # any corpus: never write among the corpus's own audio
-        if folder in audio_folders:
-            raise LancetError(f"{out}: output folder lies inside the corpus audio folder {folder}; choose another --out")
+    check_outside(out, "--out", inputs_of(entries, augmented_dir))
     if dry_run:
         return _standardise(entries, missing, out, mode, dry_run, log)
     with output_lock(out, wait=wait, log=log):

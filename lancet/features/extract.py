@@ -33,9 +33,10 @@ from lancet.core.audio import AudioError, load_audio
 from lancet.core.classes import ordered_classes
 from lancet.core.errors import LancetError
 from lancet.core.locking import output_lock
-from lancet.core.paths import is_safe_component
+from lancet.core.paths import check_outside, is_safe_component
 from lancet.core.checks import check_number
 from lancet.core.workers import WorkerPool, available_cpus
+from lancet.corpora.layout import corpus_folders
 from lancet.features.compute import TorchFeatures, compute_features
 from lancet.features.params import (
     DEFAULT_KIND, FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
@@ -217,11 +218,22 @@ def extract_features(manifest: str | os.PathLike, out: str | os.PathLike, *args:
     temporary arrays of killed runs (``.<condition>.tmp<pid>.npy``) are removed first.
     """
     log = kwargs.get("log", print)
+    _check_out_outside(manifest, out)
     with output_lock(out, wait=wait, log=log):
         removed = remove_stale_temporaries(out, recursive=False)
         if removed:
             log(f"removed {removed} temporary file(s) left by an interrupted run")
         return _extract_features_locked(manifest, out, *args, **kwargs)
+
+
+def _check_out_outside(manifest: str | os.PathLike, out: str | os.PathLike) -> None:
+    """``out`` never among the audio the manifest names (checked before the lock makes the folder). A manifest
+    that cannot be read is left to the run, which reports it after the settings."""
+    try:
+        rows = read_combined_manifest(manifest)
+    except LancetError:
+        return
+    check_outside(out, "--out", corpus_folders(r["path"] for r in rows))
 
 
 def _extract_features_locked(

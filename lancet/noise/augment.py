@@ -41,9 +41,11 @@ from lancet.core.conditions import REVERB, condition_name, snr_name
 from lancet.core.errors import LancetError
 from lancet.core.locking import output_lock
 from lancet.core.manifest import Utterance
-from lancet.core.paths import inside
+from lancet.core.paths import check_outside, inside
 from lancet.core.workers import available_cpus, imap
-from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, corpus_root, output_path, release_layout
+from lancet.corpora.layout import (
+    AUGMENT_CONFIG, AUGMENTED_MANIFEST, corpus_folders, corpus_root, output_path, release_layout,
+)
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
 from lancet.noise.augment_worker import Task, init_inline, init_worker, run_task
@@ -183,6 +185,15 @@ def validate_config(config: AugmentConfig) -> None:
     check_number("crossfade_s", config.crossfade_s, minimum=0.0, maximum=1.0)
 
 
+def input_folders(utterances: Sequence[Utterance], config: AugmentConfig) -> list[tuple[str, Path | None]]:
+    """What augmentation reads: the corpus (release folder and audio), the noise and RIR recordings. Its
+    output inside any of them would write into a corpus (and noise written among the noise would be read
+    back as noise by the next run)."""
+    return [("the original corpus folder", config.iemocap_dir), *corpus_folders(u.path for u in utterances),
+            ("the noise folder", config.noise_dir), ("the RIR folder", config.rir_dir),
+            ("the shared noise folder", config.shared_noise_dir)]
+
+
 def augment(utterances: Sequence[Utterance], config: AugmentConfig, log=_print) -> AugmentSummary:
     """Write the augmented tree and manifest for ``utterances`` (see the module docstring); resumable.
 
@@ -190,6 +201,7 @@ def augment(utterances: Sequence[Utterance], config: AugmentConfig, log=_print) 
     read, merged and written by one run at a time, and a second run stops (or waits with ``wait``).
     """
     validate_config(config)
+    check_outside(config.out, "--out", input_folders(utterances, config))  # before the lock makes the folder
     with output_lock(Path(config.out).resolve(), wait=config.wait, log=log):
         return _augment_locked(utterances, config, log)
 

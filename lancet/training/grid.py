@@ -30,6 +30,7 @@ from lancet.core.atomic import save_json
 from lancet.core.device import resolve_amp, resolve_device
 from lancet.core.errors import LancetError
 from lancet.core.locking import output_lock
+from lancet.core.paths import check_outside
 from lancet.core.workers import WorkerDied, imap
 from lancet.corpora.standard_names import describe_noise_sources
 from lancet.models import build_model
@@ -44,7 +45,7 @@ from .identity import check_rerun, digest, run_identity
 from .noise_pools import NoisePools
 from .plan import Unit, plan_units, validate_config
 from .report import format_summary, write_summary
-from .stores import load_run_data
+from .stores import RunData, load_run_data
 from .unit import UnitRunner
 
 
@@ -63,6 +64,15 @@ def place_process(cfg: TrainConfig, dist: distributed.DistContext, device: torch
     if chosen.type == "cpu" and (threads is not None or dist.enabled):
         torch.set_num_threads(n_threads)
     return chosen, n_threads
+
+
+def check_results_outside(cfg: TrainConfig, data: RunData) -> None:
+    """The run folder never lies inside a feature store the run reads (the training or the cross-corpus one)."""
+    stores = [("the feature store", data.store.folder)]
+    if cfg.test_features_dir:
+        stores.append(("the cross-corpus feature store", Path(cfg.test_features_dir) / cfg.features))
+    check_outside(cfg.results_dir, "--results-dir", stores)
+    check_outside(Path(cfg.results_dir) / cfg.run_name, "--run-name", stores)
 
 
 class GridRun(UnitRunner):
@@ -86,6 +96,7 @@ class GridRun(UnitRunner):
         self.identity = run_identity(cfg, data.store, noise.source or None)
         if not cfg.run_name:
             cfg = dataclasses.replace(cfg, run_name=f"{cfg.resolved_run_name()}_{digest(self.identity)[:8]}")
+        check_results_outside(cfg, data)
         placed, self.threads = place_process(cfg, dist, device, threads)
         super().__init__(cfg, data, noise, Path(cfg.results_dir) / cfg.run_name, placed,
                          resolve_amp(cfg.amp, placed), dist, log, on_epoch_end, digest(self.identity))
