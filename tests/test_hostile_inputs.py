@@ -111,3 +111,131 @@ def test_prepared_manifest_inside_the_corpus_folder_is_refused(tmp_path):
                                 "--converted-dir", tmp_path / "EmoDB" / "16k"))
     assert "--converted-dir lies inside the corpus folder" in err
     assert files_under(tmp_path / "EmoDB") == before
+
+
+# ----------------------------------------------------------------------------- 2 audio that no recording is
+def _header_edit(path: Path, offset: int, fmt: str, value: int) -> Path:
+    import struct
+
+    data = bytearray(path.read_bytes())
+    struct.pack_into(fmt, data, offset, value)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _noise_wav(path: Path, seconds: float = 1.0, sr: int = SR, channels: int = 1, subtype: str = "PCM_16",
+               fmt: str | None = None) -> Path:
+    x = 0.1 * np.random.default_rng(0).standard_normal((int(seconds * sr), channels))
+    sf.write(path, x.astype(np.float32), sr, subtype=subtype, format=fmt)
+    return path
+
+
+@pytest.mark.parametrize("case,message", [
+    ("rate 100", r"implausible sample rate 100 Hz in its header \(audio is recorded at 1,000 to 768,000 Hz\)"),
+    ("rate 2e6", r"implausible sample rate 2000000 Hz"),
+    ("300 channels", r"implausible header: 300 channels \(1 to 256 expected\)"),
+    ("flac claims 596 hours", r"implausible header: it claims 34359738368 frames .* more than the file can hold"),
+    ("aiff cut", r"truncated AIFF: the header says 1\.000 s but the file holds only 0\.49"),
+    ("au cut", r"truncated AU: the header says"),
+    ("mp3 cut", r"truncated: the header says 1\.000 s but only .* could be decoded"),
+    ("float 1e30", r"implausible amplitude: a sample of 1e\+30 where full scale is 1"),
+    ("int-scaled float", r"implausible amplitude: a sample of 3\.28e\+04"),
+    ("opposite extremes", r"implausible amplitude"),               # +1e30 and -1e30 average to a plausible 0
+])
+def test_implausible_audio_is_one_line_in_both_readers(tmp_path, case, message):
+    from lancet.core.audio import AudioError, audio_info, load_audio
+    from lancet.core.audio_stream import open_audio_stream
+
+    if case == "rate 100":
+        path = _noise_wav(tmp_path / "a.wav", sr=100)
+    elif case == "rate 2e6":
+        path = _header_edit(_noise_wav(tmp_path / "a.wav"), 24, "<I", 2_000_000)
+    elif case == "300 channels":
+        path = _noise_wav(tmp_path / "a.wav", seconds=0.01, channels=300)
+    elif case == "flac claims 596 hours":
+        path = _noise_wav(tmp_path / "a.flac")
+        data = bytearray(path.read_bytes())                                    # STREAMINFO's 36-bit sample count
+        word = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1) | (1 << 35)
+        data[18:26] = word.to_bytes(8, "big")
+        path.write_bytes(bytes(data))
+    elif case in ("aiff cut", "au cut", "mp3 cut"):
+        ext, fmt, subtype = {"aiff cut": ("aiff", "AIFF", "PCM_16"), "au cut": ("au", "AU", "PCM_16"),
+                             "mp3 cut": ("mp3", "MP3", "MPEG_LAYER_III")}[case]
+        path = _noise_wav(tmp_path / f"a.{ext}", subtype=subtype, fmt=fmt)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        x = (0.1 * np.random.default_rng(0).standard_normal((SR, 2))).astype(np.float32)
+        if case == "float 1e30":
+            x[100, 0] = 1e30
+        elif case == "int-scaled float":
+            x = np.clip(x * 32768 * 3, -32768, 32767)                          # a 16-bit file's integers as floats
+            x[5, 0] = 32767.0
+        else:
+            x[100] = (1e30, -1e30)
+        path = tmp_path / "a.wav"
+        sf.write(path, x, SR, subtype="FLOAT")
+    with pytest.raises(AudioError, match=message) as err:
+        load_audio(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+    with pytest.raises(AudioError, match=message):
+        for _ in open_audio_stream(path).blocks():
+            pass
+    if case.startswith(("rate", "300", "flac", "aiff", "au cut")):        # the header alone tells
+        with pytest.raises(AudioError, match=message):
+            audio_info(path)
+
+
+def test_a_huge_sample_never_becomes_a_nan_prediction(tmp_path):
+    from lancet.features.params import SegmentParams, make_params, params_record
+    from lancet.models import build_model
+    from lancet.training.checkpoint import save_checkpoint
+    import torch
+
+    record = params_record(make_params("mfcc"), SegmentParams(), "float32")
+    n_freq, n_frames = record["shape"]
+    torch.manual_seed(0)
+    best = tmp_path / "best.pt"
+    save_checkpoint(best, {"model_name": "TCNet", "model_options": {}, "model_state": build_model(
+        "TCNet", 4, n_freq, n_frames).state_dict(), "class_names": ["neutral", "happy", "sad", "angry"],
+        "feature_params": record, "norm_mean": np.zeros(n_freq, np.float32), "norm_std": np.ones(n_freq, np.float32),
+        "n_freq": n_freq, "n_frames": n_frames})
+    x = (0.05 * np.random.default_rng(1).standard_normal(3 * SR)).astype(np.float32)
+    x[SR] = 1e30
+    sf.write(tmp_path / "spike.wav", x, SR, subtype="FLOAT")
+    r = subprocess.run([sys.executable, str(ROOT / "predict.py"), "--checkpoint", str(best), "--device", "cpu",
+                        "--out", str(tmp_path / "p.csv"), str(tmp_path / "spike.wav")], capture_output=True, text=True,
+                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}, timeout=300)
+    err = one_line_error(r)
+    assert "spike.wav: implausible amplitude" in err and "nan" not in r.stdout.lower()
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_corpus_file_with_a_damaged_header_is_skipped_and_counted(tmp_path):
+    from lancet.corpora.emodb import scan_emodb
+
+    (tmp_path / "EmoDB" / "wav").mkdir(parents=True)
+    for name in ("03a01Fa", "08a01Wa"):
+        _noise_wav(tmp_path / "EmoDB" / "wav" / f"{name}.wav")
+    _header_edit(tmp_path / "EmoDB" / "wav" / "08a01Wa.wav", 24, "<I", 5)     # 5 Hz
+    scan = scan_emodb(tmp_path / "EmoDB", converted_dir=tmp_path / "16k")
+    assert [u.id for u in scan.utterances] == ["03a01Fa"] and scan.skipped == {"broken wav": 1}
+    assert "08a01Wa.wav: implausible sample rate 5 Hz" in scan.warnings[0]
+
+
+def test_implausible_audio_is_skipped_and_counted_by_extraction(tmp_path):
+    from lancet.corpora.standard_names import standardise
+    from lancet.features import open_features
+    from lancet.features.extract import extract_features
+
+    manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses01M"), per_speaker=2, seconds=2.2)
+    utts = read_manifest(manifest)
+    spike = np.zeros(int(2.2 * SR), np.float32)
+    spike[10] = 1e30
+    sf.write(utts[0].path, spike, SR, subtype="FLOAT")                    # one float wav with one huge sample
+    standardise(manifest, None, tmp_path / "std", mode="copy", log=quiet)
+    summary = extract_features(tmp_path / "std" / "manifest.csv", tmp_path / "feat" / "mfcc", kind="mfcc",
+                               workers=1, progress=False, log=quiet)
+    assert summary.skipped == {"implausible": 1}
+    store = open_features(tmp_path / "feat" / "mfcc")
+    assert {r["id"] for r in store.index("clean")} == {u.id for u in utts[1:]}
+    assert np.isfinite(store.segments("clean")).all()

@@ -134,6 +134,8 @@ def skip_reason(message: str, path: str = "") -> str:
         return "missing"
     if m.startswith("empty"):
         return "empty"
+    if m.startswith("implausible"):  # a damaged header, a sample far beyond full scale
+        return "implausible"
     if "nan" in m or "infinite" in m:
         return "non-finite"
     return "unreadable"
