@@ -80,8 +80,8 @@ def test_standardise_and_extraction_outputs_stay_out_of_their_inputs(iemocap):
     standardise(manifest, root / "aug", root / "std", log=quiet)
     err = one_line_error(script(MFCC, "--manifest", root / "std" / "manifest.csv", "--out", root / "std" / "mfcc",
                                 "--workers", "1", "--no-progress", "--device", "cpu"))
-    assert "--out lies inside the corpus audio folder" in err and str((root / "std").resolve()) in err
-    with pytest.raises(LancetError, match="--out lies inside the corpus audio folder"):
+    assert "--out lies inside the standardised folder" in err and str((root / "std").resolve()) in err
+    with pytest.raises(LancetError, match="--out lies inside the standardised folder"):
         extract_features(root / "std" / "manifest.csv", root / "std" / "clean" / "f", kind="mfcc", workers=1,
                          progress=False, log=quiet)
     assert not (root / "std" / "mfcc").exists() and not (root / "std" / "clean" / "f").exists()
@@ -239,3 +239,61 @@ def test_implausible_audio_is_skipped_and_counted_by_extraction(tmp_path):
     store = open_features(tmp_path / "feat" / "mfcc")
     assert {r["id"] for r in store.index("clean")} == {u.id for u in utts[1:]}
     assert np.isfinite(store.segments("clean")).all()
+
+
+# ----------------------------------------------------------------------------- 3 duplicated rows
+def test_duplicate_rows_of_a_corpus_manifest_are_refused_with_their_lines(iemocap):
+    root, manifest = iemocap
+    lines = manifest.read_text().splitlines()
+    (root / "twice.csv").write_text("\n".join(lines + lines[1:2]) + "\n")      # a row pasted again
+    err = one_line_error(script(AUGMENT, *_augment_args(root / "twice.csv", root / "aug")))
+    assert f"twice.csv: lines 2 and {len(lines) + 1} both hold utterance Ses01F_impro01_F000" in err
+    assert "keep one of them" in err
+    alias = "Ses01F_impro01_F099," + lines[2].split(",", 1)[1]                  # the same audio under a new id
+    (root / "alias.csv").write_text("\n".join(lines + [alias]) + "\n")
+    with pytest.raises(LancetError, match=r"lines 3 and 6 both hold audio file .*Ses01F_impro02_F001\.wav \(one "
+                                          r"recording under two ids counts twice"):
+        read_manifest(root / "alias.csv")
+    err = one_line_error(script(HANDLE, "--manifest", root / "twice.csv", "--clean-only", "--out", root / "std"))
+    assert "both hold utterance Ses01F_impro01_F000" in err
+    assert not (root / "aug").exists() and not (root / "std").exists()
+
+
+def test_duplicate_rows_of_the_combined_and_augmented_manifests_are_refused(iemocap):
+    from lancet.core.atomic import read_csv, save_csv
+    from lancet.corpora.standard_names import standardise
+
+    root, manifest = iemocap
+    assert script(AUGMENT, *_augment_args(manifest, root / "aug")).returncode == 0
+    aug = root / "aug" / "augmented_manifest.csv"
+    rows = read_csv(aug)
+    save_csv(aug, rows + [dict(rows[0], noise_file="generated:other")], list(rows[0]))   # two records of one mixture
+    with pytest.raises(LancetError, match=r"augmented_manifest\.csv: lines 2 and 6 both hold utterance "
+                                          r"Ses01F_impro01_F000 under condition white_0dB \(two mixtures"):
+        standardise(manifest, root / "aug", root / "std", log=quiet)
+    assert not (root / "std").exists()
+    save_csv(aug, rows, list(rows[0]))
+    standardise(manifest, root / "aug", root / "std", log=quiet)
+    combined = root / "std" / "manifest.csv"
+    rows = read_csv(combined)
+    save_csv(root / "std" / "twice.csv", rows + rows[-1:], list(rows[0]))
+    err = one_line_error(script(MFCC, "--manifest", root / "std" / "twice.csv", "--out", root / "feat" / "mfcc",
+                                "--workers", "1", "--no-progress", "--device", "cpu"))
+    assert f"lines {len(rows) + 1} and {len(rows) + 2} both hold utterance {rows[-1]['id']} under condition " \
+           f"white_0dB" in err
+    assert not (root / "feat" / "mfcc").exists() and not files_under(root / "feat")
+
+
+def test_duplicate_mixtures_in_the_noise_manifest_are_refused_by_training(tmp_path):
+    from lancet.core.atomic import read_csv, save_csv
+    from lancet.training.grid import run_training
+
+    store = make_store(tmp_path / "features", conditions=("clean", "white_0dB"), sessions=3, per_class=1)
+    rows = [{"id": r["id"], "condition": "white_0dB", "noise_type": "white", "noise_file": "generated:white"}
+            for r in read_csv(store / "mfcc" / "white_0dB.csv")]
+    save_csv(tmp_path / "noise.csv", rows + [dict(rows[0], noise_file="fan.wav")], list(rows[0]))
+    with pytest.raises(LancetError, match=r"noise\.csv: lines 2 and .* both hold utterance .* under condition "
+                                          r"white_0dB \(one mixture with two noise records\)"):
+        run_training(cfg_for(tmp_path, store, folds=("1",), epochs=1, train_on="all",
+                             noise_manifest=str(tmp_path / "noise.csv")), log=quiet)
+    assert not (tmp_path / "results").exists()

@@ -18,12 +18,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Mapping
 
 from lancet.core.atomic import atomic_path, file_checksum, read_csv, remove_stale_temporaries, save_json
 from lancet.core.conditions import REVERB
 from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, corpus_folders, output_path
 from lancet.corpora.layout import corpus_root as audio_root
-from lancet.core.manifest import Utterance, read_manifest
+from lancet.core.manifest import Utterance, read_manifest, refuse_duplicates
 from lancet.core.errors import LancetError
 from lancet.core.locking import output_lock
 from lancet.core.paths import check_outside, inside, safe_component
@@ -70,6 +71,15 @@ def standard_name(utt_id: str, condition: str) -> str:
     return f"{utt_id}__{condition}.wav"
 
 
+def standardised_folders(rows: Iterable[Mapping[str, str]]) -> list[tuple[str, Path]]:
+    """The standardised trees a combined manifest's rows point into (``<std>/<condition>/<id>__<condition>.wav``),
+    as (what it is, folder): the folders feature extraction reads and must not write into."""
+    roots = {Path(r["path"]).parent.parent for r in rows
+             if Path(r["path"]).name == standard_name(r["id"], r["condition"])
+             and Path(r["path"]).parent.name == r["condition"]}
+    return [("the standardised folder", root) for root in sorted(roots)]
+
+
 def _corpus_row(utt: Utterance, condition: str, noise_type: str, snr_db: str, path: Path) -> dict:
     row = utt.to_row()
     return {"id": utt.id, "condition": condition, "noise_type": noise_type, "snr_db": snr_db, "path": str(path),
@@ -109,7 +119,13 @@ def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path
         if not aug_manifest.is_file():
             raise LancetError(f"{aug_manifest}: augmented manifest not found (run datasets/augment_IEMOCAP.py "
                               f"first, or use --clean-only)")
-        for line_no, row in enumerate(read_csv(aug_manifest), start=2):
+        aug_rows = read_csv(aug_manifest)
+        try:
+            refuse_duplicates(aug_manifest, aug_rows, lambda r: (r["id"], r["condition"]),
+                              "utterance {} under condition {}", "two mixtures for one standard name")
+        except KeyError as exc:
+            raise LancetError(f"{aug_manifest}: missing column {exc}") from None
+        for line_no, row in enumerate(aug_rows, start=2):
             try:
                 utt = by_id.get(row["id"])
                 cond, nt = row["condition"], row["noise_type"]

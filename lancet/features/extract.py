@@ -33,10 +33,11 @@ from lancet.core.audio import AudioError, load_audio
 from lancet.core.classes import ordered_classes
 from lancet.core.errors import LancetError
 from lancet.core.locking import output_lock
+from lancet.core.manifest import refuse_duplicates
 from lancet.core.paths import check_outside, is_safe_component
 from lancet.core.checks import check_number
 from lancet.core.workers import WorkerPool, available_cpus
-from lancet.corpora.layout import corpus_folders
+from lancet.corpora.standard_names import standardised_folders
 from lancet.features.compute import TorchFeatures, compute_features
 from lancet.features.params import (
     DEFAULT_KIND, FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
@@ -84,6 +85,7 @@ def read_combined_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
         if not is_safe_component(row["condition"]):  # it names <out>/<condition>.npy: no "../" (hand-edited rows)
             raise LancetError(f"{path}:{line_no}: unsafe condition {row['condition'][:80]!r} "
                               f"(one file name: no path separators, '..' or leading dot)")
+    refuse_duplicates(path, rows, lambda r: (r["id"], r["condition"]), "utterance {} under condition {}")
     if not any(os.path.exists(r["path"]) for r in rows):
         raise LancetError(
             f"{path}: none of its {len(rows)} audio paths exists (e.g. {rows[0]['path']}); wrong manifest or moved data?"
@@ -229,13 +231,13 @@ def extract_features(manifest: str | os.PathLike, out: str | os.PathLike, *args:
 
 
 def _check_out_outside(manifest: str | os.PathLike, out: str | os.PathLike) -> None:
-    """``out`` never among the audio the manifest names (checked before the lock makes the folder). A manifest
-    that cannot be read is left to the run, which reports it after the settings."""
+    """``out`` never inside the standardised tree the manifest names (checked before the lock makes the folder).
+    A manifest that cannot be read is left to the run, which reports it after the settings."""
     try:
         rows = read_combined_manifest(manifest)
     except LancetError:
         return
-    check_outside(out, "--out", corpus_folders(r["path"] for r in rows))
+    check_outside(out, "--out", standardised_folders(rows))
 
 
 def _extract_features_locked(

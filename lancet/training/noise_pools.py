@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from lancet.core.atomic import read_csv, save_json
+from lancet.core.manifest import refuse_duplicates
 from lancet.core.conditions import CLEAN, REVERB, parse_condition
 from lancet.core.errors import LancetError
 from lancet.corpora.layout import AUGMENTED_MANIFEST
@@ -83,6 +84,9 @@ class NoisePools:
         rows = read_csv(path)
         if rows and not {"id", "condition", "noise_type", "noise_file"} <= set(rows[0]):
             raise LancetError(f"{path}: not an augmented manifest (needs id, condition, noise_type, noise_file)")
+        # one mixture twice, with two noise files, would put it in whichever pool the last row says
+        refuse_duplicates(path, rows, lambda r: (r["id"], r["condition"]), "utterance {} under condition {}",
+                          "one mixture with two noise records")
         described = {r["condition"] for r in rows}
         unknown = [c for c in recorded if c not in described]
         if unknown or (rows and not ids & {r["id"] for r in rows}):
