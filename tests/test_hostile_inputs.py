@@ -297,3 +297,55 @@ def test_duplicate_mixtures_in_the_noise_manifest_are_refused_by_training(tmp_pa
         run_training(cfg_for(tmp_path, store, folds=("1",), epochs=1, train_on="all",
                              noise_manifest=str(tmp_path / "noise.csv")), log=quiet)
     assert not (tmp_path / "results").exists()
+
+
+# ----------------------------------------------------------------------------- 4 noise that is no noise
+def _noise_set(folder: Path, kind: str) -> Path:
+    """Four ambient 'recordings' of one kind: garbage bytes, 0.1 s clicks, digital silence, or one of each."""
+    (folder / "ambient").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        path = folder / "ambient" / f"rec{k}.wav"
+        pick = kind if kind != "mixed" else ("unreadable", "short", "silent", "unreadable")[k]
+        if pick == "unreadable":
+            path.write_bytes(b"RIFF\x00\x00\x00\x00not a wav at all")
+        elif pick == "short":
+            sf.write(path, 0.1 * rng.standard_normal(int(0.1 * SR)), SR)
+        else:
+            sf.write(path, np.zeros(SR), SR)
+    return folder
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("unreadable", r"none of its 4 ambient recordings can be noise \(4 unreadable, e\.g\. .*rec0\.wav: unreadable"),
+    ("short", r"none of its 4 ambient recordings can be noise \(4 shorter than 0\.25 s\); give recordings of real "
+              r"noise, at least 0\.25 s long"),
+    ("silent", r"none of its 4 ambient recordings can be noise \(4 silent\)"),
+    ("mixed", r"\(2 unreadable, 1 shorter than 0\.25 s, 1 silent, e\.g\. .*rec0\.wav"),
+])
+def test_a_noise_set_that_cannot_be_noise_is_refused_naming_its_folder(tmp_path, kind, message):
+    from lancet.noise.sources import resolve_sources
+    from lancet.training.online import OnlineSettings, training_sources
+
+    noise = _noise_set(tmp_path / "noise", kind)
+    with pytest.raises(LancetError, match=message) as err:
+        resolve_sources(["ambient"], noise, None, log=quiet)
+    assert str(err.value).startswith(f"{noise / 'ambient'}: ") and "\n" not in str(err.value)
+    with pytest.raises(LancetError, match=message):                           # online training resolves the same way
+        training_sources(OnlineSettings(noise_types=("ambient",), noise_dir=str(noise), shared_noise_dir=None), 4, quiet)
+
+
+def test_augmentation_refuses_unusable_noise_and_counts_silent_noise(iemocap):
+    root, manifest = iemocap
+    _noise_set(root / "clicks", "short")
+    err = one_line_error(script(AUGMENT, "--manifest", manifest, "--out", root / "aug", "--workers", "1",
+                                "--no-progress", "--no-reverb", "--noise-types", "ambient", "--snrs", "0",
+                                "--noise-dir", root / "clicks"))
+    assert f"{root / 'clicks' / 'ambient'}: none of its 4 ambient recordings can be noise (4 shorter than 0.25 s)" in err
+    assert not (root / "aug").exists()
+    _noise_set(root / "silence", "silent")                 # every mixture skipped and counted: nothing is written
+    r = script(AUGMENT, "--manifest", manifest, "--out", root / "aug", "--workers", "1", "--no-progress",
+               "--no-reverb", "--noise-types", "ambient", "--snrs", "0", "--noise-dir", root / "silence")
+    assert r.returncode == 0, r.stderr
+    assert "warning: " in r.stdout and "(4 silent); every ambient mixture will be skipped and counted" in r.stdout
+    assert "skipped 4 file(s): 4 silent noise" in r.stdout and not list((root / "aug").rglob("*.wav"))

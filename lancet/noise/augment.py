@@ -258,7 +258,7 @@ def _check_run(utterances: Sequence[Utterance], config: AugmentConfig) -> None:
 
 def _resolve_sources(config: AugmentConfig, log) -> dict[str, NoiseSource]:
     """Every noise type's source, each said in one line."""
-    sources = resolve_sources(config.noise_types, config.noise_dir, config.shared_noise_dir, log=log)
+    sources = resolve_sources(config.noise_types, config.noise_dir, config.shared_noise_dir, log=log, silent_ok=True)
     for nt, src in sources.items():
         log(f"{nt}: {src.description}")
     return sources
