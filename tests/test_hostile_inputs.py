@@ -349,3 +349,86 @@ def test_augmentation_refuses_unusable_noise_and_counts_silent_noise(iemocap):
     assert r.returncode == 0, r.stderr
     assert "warning: " in r.stdout and "(4 silent); every ambient mixture will be skipped and counted" in r.stdout
     assert "skipped 4 file(s): 4 silent noise" in r.stdout and not list((root / "aug").rglob("*.wav"))
+
+
+# ----------------------------------------------------------------------------- 5 the index under the checksum
+@pytest.fixture()
+def extracted(tmp_path, monkeypatch):
+    from lancet.corpora.standard_names import standardise
+    from lancet.features.extract import extract_features
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    manifest = make_corpus(tmp_path / "IEMOCAP", speakers=("Ses01F", "Ses01M", "Ses02F", "Ses02M", "Ses03F", "Ses03M"),
+                           per_speaker=2, seconds=2.5)
+    standardise(manifest, None, tmp_path / "std", log=quiet)
+    out = tmp_path / "feat" / "mfcc"
+    extract_features(tmp_path / "std" / "manifest.csv", out, kind="mfcc", workers=1, progress=False, log=quiet)
+    return out
+
+
+def _extract_again(store: Path, log=quiet):
+    from lancet.features.extract import extract_features
+
+    return extract_features(store.parents[1] / "std" / "manifest.csv", store, kind="mfcc", workers=1, progress=False,
+                            log=log)
+
+
+def test_an_index_cut_in_half_is_one_line_naming_the_rebuild_command(extracted, tmp_path):
+    from lancet.core.atomic import file_checksum
+    from lancet.features import open_features
+
+    index = extracted / "clean.csv"
+    entry = json.loads((extracted / "params.json").read_text())["conditions"]["clean"]
+    assert entry["index_checksum"] == file_checksum(index)                        # recorded beside the array's
+    lines = index.read_text().splitlines(keepends=True)
+    index.write_text("".join(lines[: len(lines) // 2]))
+    with pytest.raises(LancetError, match=rf"{index}: \d+ rows where .*params\.json records {entry['n_segments']} "
+                                          r"segments \(cut or edited after extraction\); rebuild it: python "
+                                          r"feature_extraction/extract_features_iemocap_mfcc\.py .*--conditions clean"):
+        open_features(extracted).index("clean")
+    r = subprocess.run([sys.executable, str(ROOT / "train_LANCET.py"), "--features-dir", str(extracted.parent),
+                        "--features", "mfcc", "--models", "TCNet", "--epochs", "1", "--device", "cpu", "--train-on",
+                        "clean", "--results-dir", str(tmp_path / "results"), "--threads", "1", "--no-progress"],
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    err = one_line_error(r)
+    assert f"{index}: " in err and "rebuild it: python feature_extraction/extract_features_iemocap_mfcc.py" in err
+    assert not (tmp_path / "results").exists()
+    logs: list[str] = []
+    _extract_again(extracted, logs.append)                                        # the command it names repairs it
+    assert any("clean: recomputing" in line for line in logs), logs
+    assert len(open_features(extracted).index("clean")) == entry["n_segments"]
+
+
+def test_an_edited_index_is_caught_by_its_checksum(extracted):
+    from lancet.features import open_features
+
+    index = extracted / "clean.csv"
+    index.write_text(index.read_text().replace(",neutral,", ",angry,", 1))         # one label changed, same rows
+    with pytest.raises(LancetError, match=rf"{index}: checksum mismatch \(the index changed after extraction"):
+        open_features(extracted).index("clean")
+    logs: list[str] = []
+    _extract_again(extracted, logs.append)
+    assert any("clean: recomputing (clean.csv does not match its checksum" in line for line in logs), logs
+    assert open_features(extracted).index("clean")
+
+
+def test_a_store_without_index_checksums_warns_once_then_records_them(extracted, capsys):
+    from lancet.core.atomic import file_checksum
+    from lancet.features import open_features
+
+    params = extracted / "params.json"
+    record = json.loads(params.read_text())
+    recorded = record["conditions"]["clean"].pop("index_checksum")
+    params.write_text(json.dumps(record))
+    store = open_features(extracted)
+    store.index("clean")
+    store.index("clean")
+    assert capsys.readouterr().err.count("no checksum recorded for this index") == 1
+    array = extracted / "clean.npy"
+    before = array.stat().st_mtime_ns
+    logs: list[str] = []
+    _extract_again(extracted, logs.append)
+    assert json.loads(params.read_text())["conditions"]["clean"]["index_checksum"] == recorded == \
+        file_checksum(extracted / "clean.csv")
+    assert array.stat().st_mtime_ns == before and any("already complete" in line for line in logs)

@@ -377,8 +377,9 @@ def _conditions_to_compute(run: _Run, groups: dict[str, list[dict[str, str]]], o
         done, why = condition_state(out, cond, record, fp)
         if done and not overwrite:
             entry = record["conditions"][cond]
-            if entry.get("checksum") is None:  # a store of an older version: record its checksum once
-                entry["checksum"] = file_checksum(condition_file(out, cond, ".npy"))
+            if entry.get("checksum") is None or entry.get("index_checksum") is None:  # an older store: record once
+                entry["checksum"] = entry.get("checksum") or file_checksum(condition_file(out, cond, ".npy"))
+                entry["index_checksum"] = file_checksum(condition_file(out, cond, ".csv"))
                 save_params(out, record)
             log(f"{cond}: already complete ({entry['n_segments']} segments), skipped")
             summary.conditions.append(ConditionResult(cond, "complete", entry["n_utterances"], entry["n_segments"],
@@ -498,7 +499,7 @@ def _extract_condition(run: _Run, cond: str, crows: list[dict[str, str]], finger
     record["conditions"][cond] = {
         "n_utterances": len(crows), "n_segments": n_segments, "fingerprint": fingerprint,
         "skipped_counts": dict(stream.skipped), "short_dropped": short, "skipped": stream.skipped_list,
-        "checksum": checksum,
+        "checksum": checksum, "index_checksum": file_checksum(condition_file(out, cond, ".csv")),
     }
     save_params(out, record)
     return result
