@@ -8,12 +8,16 @@ import json
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+from torch import nn
 
+from lancet.core.checks import Range
 from lancet.core.errors import LancetError
 from lancet.core.manifest import read_manifest
 
@@ -189,7 +193,6 @@ def test_a_huge_sample_never_becomes_a_nan_prediction(tmp_path):
     from lancet.features.params import SegmentParams, make_params, params_record
     from lancet.models import build_model
     from lancet.training.checkpoint import save_checkpoint
-    import torch
 
     record = params_record(make_params("mfcc"), SegmentParams(), "float32")
     n_freq, n_frames = record["shape"]
@@ -432,3 +435,80 @@ def test_a_store_without_index_checksums_warns_once_then_records_them(extracted,
     assert json.loads(params.read_text())["conditions"]["clean"]["index_checksum"] == recorded == \
         file_checksum(extracted / "clean.csv")
     assert array.stat().st_mtime_ns == before and any("already complete" in line for line in logs)
+
+
+# ----------------------------------------------------------------------------- 6 model options, checked before any work
+@pytest.mark.parametrize("item,message", [
+    ("LANCET.bn_chan=2*64", r"LANCET\.bn_chan: expects an integer, got '2\*64'"),           # an expression
+    ("LANCET.bn_chan=99999999999", r"LANCET\.bn_chan: expects an integer in \[1, 1024\], got 99999999999"),
+    ("LANCET.bn_chan=-3", r"LANCET\.bn_chan: expects an integer in \[1, 1024\], got -3"),
+    ("LANCET.bn_chan=", r"LANCET\.bn_chan: expects an integer, got ''"),                     # empty
+    ("LANCET.bn_chan=none", r"LANCET\.bn_chan: expects an integer in \[1, 1024\], got none"),
+    ("TCNet.hid_channels=", r"TCNet\.hid_channels: expects an integer or none, got ''"),     # default None: checked
+    ("TCNet.hid_channels=0", r"TCNet\.hid_channels: expects an integer in \[1, 4096\] or none, got 0"),           # 0 would mean n_freq
+    ("TCNet.hid_channels=lots", r"TCNet\.hid_channels: expects an integer or none, got 'lots'"),
+    ("GLAM.ff_mult=1e9", r"GLAM\.ff_mult: expects an integer, got 1000000000\.0"),
+    ("LANCET.attn_kernels=,", r"LANCET\.attn_kernels: expects one or more integers, each in \[1, 255\], got none"),
+    ("LANCET.attn_kernels=3,x", r"LANCET\.attn_kernels: expects one or more integers, got 'x'"),
+    ("TCNet.kernel_sizes=0,5", r"TCNet\.kernel_sizes: expects one or more integers, each in \[1, 255\], got 0"),
+    ("LANCET.attention_padding=reflect", r"LANCET\.attention_padding: expects one of valid, same, got 'reflect'"),
+    ("LANCET.se_reduction=nan", r"LANCET\.se_reduction: expects an integer, got nan"),
+])
+def test_model_option_values_are_checked_against_the_constructors_annotations(item, message):
+    from lancet.models import parse_model_options
+
+    with pytest.raises(LancetError, match=f"^--model-options {message}$") as err:
+        parse_model_options([item])
+    assert "\n" not in str(err.value)
+
+
+class Wide(nn.Module):
+    """One file's model, as docs/EXTENDING.md adds one: the annotation of its option is its whole check."""
+
+    def __init__(self, n_classes: int = 4, n_freq: int = 26, n_frames: int = 63, *,
+                 width: typing.Annotated[float, Range(0, 1, low_open=True)] = 0.5) -> None:
+        super().__init__()
+        self.head = nn.Linear(n_freq, n_classes)
+
+
+def test_model_options_in_range_still_work_and_a_new_annotated_model_is_checked_generically(monkeypatch):
+    from lancet.models import MODELS, ModelEntry, build_model, parse_model_options
+
+    got = parse_model_options(["TCNet.hid_channels=52", "TCNet.kernel_sizes=3", "LANCET.attn_kernels=3,5"])
+    assert got == {"TCNet": {"hid_channels": 52, "kernel_sizes": (3,)}, "LANCET": {"attn_kernels": (3, 5)}}
+    assert build_model("TCNet", 4, 26, 63, **got["TCNet"])(torch.randn(2, 1, 26, 63)).shape == (2, 4)
+
+    monkeypatch.setitem(MODELS, "Wide", ModelEntry("Wide", Wide, "mfcc", "a test's model"))
+    assert parse_model_options(["Wide.width=1"], ["Wide"]) == {"Wide": {"width": 1.0}}
+    with pytest.raises(LancetError, match=r"^--model-options Wide\.width: expects a number in \(0, 1\], got 0$"):
+        parse_model_options(["width=0"], ["Wide"])
+
+
+def test_bad_model_options_never_reach_torch_through_the_script_the_config_or_a_checkpoint(tmp_path):
+    from lancet.training.checkpoint import BEST, load_checkpoint, save_checkpoint
+    from lancet.training.grid import run_training
+    from lancet.training.predict import load_predictor
+
+    store = make_store(tmp_path / "features", conditions=("clean",), sessions=3, per_class=1)
+    train = [sys.executable, str(ROOT / "train_LANCET.py"), "--features-dir", str(store), "--features", "mfcc",
+             "--models", "TCNet", "--epochs", "1", "--folds", "1", "--train-on", "clean", "--device", "cpu",
+             "--results-dir", str(tmp_path / "results"), "--threads", "1", "--no-progress"]
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(train + ["--model-options", "TCNet.fc_hidden=0"], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert one_line_error(r) == "error: --model-options TCNet.fc_hidden: expects an integer in [1, 4096], got 0"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_options": {"TCNet": {"kernel_sizes": [3, -9]}}}))
+    r = subprocess.run(train + ["--config", str(config)], capture_output=True, text=True, env=env, timeout=300)
+    assert "TCNet.kernel_sizes: expects one or more integers, each in [1, 255], got -9" in one_line_error(r)
+    assert not (tmp_path / "results").exists()
+    # a constructor's own refusal (a kernel longer than the segments) comes before the first model trains
+    with pytest.raises(LancetError, match="shorter than the largest attention kernel"):
+        run_training(cfg_for(tmp_path, store, folds=("1",), epochs=1, models=("TCNet", "LANCET"),
+                             model_options={"LANCET": {"attn_kernels": (3, 5, 100)}}), log=quiet)
+    assert not list((tmp_path / "results").rglob("metrics/*.json"))
+    out = run_training(cfg_for(tmp_path, store, folds=("1",), epochs=1), log=quiet)
+    best = next(Path(out["run_dir"]).rglob(BEST))
+    save_checkpoint(tmp_path / "edited.pt", {**load_checkpoint(best), "model_options": {"fc_hidden": -5}})
+    with pytest.raises(LancetError, match=r"TCNet: option fc_hidden: expects an integer in \[1, 4096\], got -5"):
+        load_predictor(tmp_path / "edited.pt", "cpu")

@@ -66,6 +66,21 @@ def place_process(cfg: TrainConfig, dist: distributed.DistContext, device: torch
     return chosen, n_threads
 
 
+def check_models_build(cfg: TrainConfig, data: RunData) -> None:
+    """Build every model once for the store's segments with its options, on torch's meta device (nothing is
+    allocated), so that a constructor's refusal (an attention kernel longer than the segments) comes before any
+    unit trains, not after the first model's folds. Other errors are left to the unit that builds it for real."""
+    n_freq, n_frames = data.shape
+    for name in cfg.models:
+        try:
+            with torch.device("meta"):
+                build_model(name, len(data.class_names), n_freq, n_frames, **cfg.model_options.get(name, {}))
+        except LancetError:
+            raise
+        except Exception:  # noqa: BLE001 - a model that cannot be built on the meta device is built by its unit
+            pass
+
+
 def check_results_outside(cfg: TrainConfig, data: RunData) -> None:
     """The run folder never lies inside a feature store the run reads (the training or the cross-corpus one)."""
     stores = [("the feature store", data.store.folder)]
@@ -90,6 +105,7 @@ class GridRun(UnitRunner):
         data = load_run_data(cfg)
         if cfg.test_features_dir:  # check the cross-corpus store now, not after hours of training
             open_test_store(cfg, data)
+        check_models_build(cfg, data)
         self.units = plan_units(cfg, data.folds, data.conditions)
         noise = NoisePools.load(cfg, data.conditions, {u.id for u in data.utterances}, data.store.params, log)
         # what the numbers will be computed from; the default run name carries its digest
