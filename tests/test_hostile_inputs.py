@@ -335,7 +335,8 @@ def test_a_noise_set_that_cannot_be_noise_is_refused_naming_its_folder(tmp_path,
         resolve_sources(["ambient"], noise, None, log=quiet)
     assert str(err.value).startswith(f"{noise / 'ambient'}: ") and "\n" not in str(err.value)
     with pytest.raises(LancetError, match=message):                           # online training resolves the same way
-        training_sources(OnlineSettings(noise_types=("ambient",), noise_dir=str(noise), shared_noise_dir=None), 4, quiet)
+        settings = OnlineSettings(noise_types=("ambient",), noise_dir=str(noise), shared_noise_dir=None)
+        training_sources(settings, 4, quiet)
 
 
 def test_augmentation_refuses_unusable_noise_and_counts_silent_noise(iemocap):
@@ -344,7 +345,8 @@ def test_augmentation_refuses_unusable_noise_and_counts_silent_noise(iemocap):
     err = one_line_error(script(AUGMENT, "--manifest", manifest, "--out", root / "aug", "--workers", "1",
                                 "--no-progress", "--no-reverb", "--noise-types", "ambient", "--snrs", "0",
                                 "--noise-dir", root / "clicks"))
-    assert f"{root / 'clicks' / 'ambient'}: none of its 4 ambient recordings can be noise (4 shorter than 0.25 s)" in err
+    assert f"{root / 'clicks' / 'ambient'}: none of its 4 ambient recordings can be noise (4 shorter than 0.25 s)" \
+        in err
     assert not (root / "aug").exists()
     _noise_set(root / "silence", "silent")                 # every mixture skipped and counted: nothing is written
     r = script(AUGMENT, "--manifest", manifest, "--out", root / "aug", "--workers", "1", "--no-progress",
@@ -445,7 +447,7 @@ def test_a_store_without_index_checksums_warns_once_then_records_them(extracted,
     ("LANCET.bn_chan=", r"LANCET\.bn_chan: expects an integer, got ''"),                     # empty
     ("LANCET.bn_chan=none", r"LANCET\.bn_chan: expects an integer in \[1, 1024\], got none"),
     ("TCNet.hid_channels=", r"TCNet\.hid_channels: expects an integer or none, got ''"),     # default None: checked
-    ("TCNet.hid_channels=0", r"TCNet\.hid_channels: expects an integer in \[1, 4096\] or none, got 0"),           # 0 would mean n_freq
+    ("TCNet.hid_channels=0", r"TCNet\.hid_channels: expects an integer in \[1, 4096\] or none, got 0"),  # not n_freq
     ("TCNet.hid_channels=lots", r"TCNet\.hid_channels: expects an integer or none, got 'lots'"),
     ("GLAM.ff_mult=1e9", r"GLAM\.ff_mult: expects an integer, got 1000000000\.0"),
     ("LANCET.attn_kernels=,", r"LANCET\.attn_kernels: expects one or more integers, each in \[1, 255\], got none"),
@@ -512,3 +514,46 @@ def test_bad_model_options_never_reach_torch_through_the_script_the_config_or_a_
     save_checkpoint(tmp_path / "edited.pt", {**load_checkpoint(best), "model_options": {"fc_hidden": -5}})
     with pytest.raises(LancetError, match=r"TCNet: option fc_hidden: expects an integer in \[1, 4096\], got -5"):
         load_predictor(tmp_path / "edited.pt", "cpu")
+
+
+# ----------------------------------------------------------------------------- 7 names made to break tables
+def test_report_csvs_never_run_a_cell_as_a_formula(tmp_path):
+    import csv
+
+    from lancet.training.grid import run_training
+
+    formula = "=HYPERLINK(1)"                                  # a condition name a hand-edited manifest can carry
+    store = make_store(tmp_path / "features", conditions=("clean", formula), sessions=3, per_class=1)
+    out = run_training(cfg_for(tmp_path, store, folds=("1",), epochs=1), log=quiet)
+    run = Path(out["run_dir"])
+    tables = [run / "summary.csv", run / "metrics_all.csv", *run.glob("metrics/*.csv"), *run.glob("history/*.csv")]
+    assert len(tables) == 4
+    for table in tables:
+        with open(table, newline="") as fh:
+            cells = [c for row in csv.reader(fh) for c in row]
+        assert not any(c.startswith(("=", "+", "@")) for c in cells), table
+        assert not any(c.startswith("-") and not c.lstrip("-").replace(".", "").replace("e", "").isdigit()
+                       for c in cells), table
+    with open(run / "summary.csv", newline="") as fh:
+        conditions = {r["condition"] for r in csv.DictReader(fh)}
+    assert conditions == {"clean", "'" + formula}
+    assert {r["condition"] for r in json.loads((run / "summary.json").read_text())["rows"]} == {"clean", formula}
+
+
+def test_file_names_with_newlines_and_tabs_stay_on_one_line(tmp_path):
+    (tmp_path / "EmoDB" / "wav").mkdir(parents=True)
+    for name in ("03a01Fa", "08a01Wa", "09a01Na", "10a01Ta", "11a01Fa", "12a01Wa"):
+        _noise_wav(tmp_path / "EmoDB" / "wav" / f"{name}.wav")
+    (tmp_path / "EmoDB" / "wav" / "notes\nerror: fake\t.txt").write_text("x")
+    r = script(PREPARE_EMODB, "--emodb-dir", tmp_path / "EmoDB", "--manifest", tmp_path / "m.csv", "--folds-k", "3")
+    assert r.returncode == 0, r.stderr
+    assert "notes\\nerror: fake\\t.txt: not a .wav file" in r.stdout
+    assert not any(line.startswith("error: fake") for line in r.stdout.splitlines())
+    bad = tmp_path / "a\nb\t.wav"
+    bad.write_bytes(b"not audio")
+    r = subprocess.run([sys.executable, str(ROOT / "predict.py"), "--checkpoint", str(tmp_path / "none.pt"), str(bad)],
+                       capture_output=True, text=True, timeout=120,
+                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: "), r.stderr
+    err = one_line_error(script(AUGMENT, *_augment_args(tmp_path / "m\nx.csv", tmp_path / "aug")))
+    assert "m\\nx.csv: manifest not found" in err

@@ -25,7 +25,7 @@ from lancet.core.conditions import REVERB
 from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, corpus_folders, output_path
 from lancet.corpora.layout import corpus_root as audio_root
 from lancet.core.manifest import Utterance, read_manifest, refuse_duplicates
-from lancet.core.errors import LancetError
+from lancet.core.errors import LancetError, printable
 from lancet.core.locking import output_lock
 from lancet.core.paths import check_outside, inside, safe_component
 
@@ -320,7 +320,7 @@ def _standardise(entries: list[Entry], missing: list[str], out: Path, mode: str,
             report.replaced += 1
         if dry_run:
             if shown < _SHOW:
-                log(f"would {e.action} {e.target} ({mode} of {e.source})")
+                log(f"would {e.action} {e.target} ({mode} of {printable(str(e.source))})")
             shown += 1
         else:
             report.copied_instead_of_linked += _place(e.source, e.target, mode)
@@ -348,7 +348,7 @@ def _standardise(entries: list[Entry], missing: list[str], out: Path, mode: str,
 
     verb = "would be" if dry_run else "were"
     if missing:
-        log(f"warning: {len(missing)} source file(s) not found, left out: e.g. {missing[0]}")
+        log(f"warning: {len(missing)} source file(s) not found, left out: e.g. {printable(missing[0])}")
     if report.extra:
         log(f"note: {report.extra} file(s) in {out} are not in the manifest; left as they are")
     if report.copied_instead_of_linked:

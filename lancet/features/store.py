@@ -2,14 +2,14 @@
 
 Integrity: params.json records a checksum of every condition's ``.npy`` (SHA-256 of the whole file, written
 with the data) and of its index ``.csv`` (``index_checksum``, checked whenever the index is read, with its
-row count against the recorded segments: :func:`read_index`). :meth:`FeatureStore.segments` checks it the first time a process opens a condition (one
-read of the file, 1-3 s per GB on one core), and the extraction checks it before it
-calls a condition "already complete". A mismatch or a truncated file is a one-line LancetError naming the
-file and the command that rebuilds it. A verified file is remembered by its inode, size, modification and
-change times (ctime cannot be set back by any user tool) in this process and in a marker under
-``~/.cache/lancet/verified`` ($XDG_CACHE_HOME), so later runs and worker processes do not hash it again
-until it changes. Stores written before checksums existed open with a warning
-("unverified") until the extraction command is run again, which records their checksums once.
+row count against the recorded segments: :func:`read_index`). :meth:`FeatureStore.segments` checks the
+array's the first time a process opens a condition (one read of the file, 1-3 s per GB on one core), and the
+extraction checks both before it calls a condition "already complete". A mismatch or a truncated file is a
+one-line LancetError naming the file and the command that rebuilds it. A verified file is remembered by its
+inode, size, modification and change times (ctime cannot be set back by any user tool) in this process and
+in a marker under ``~/.cache/lancet/verified`` ($XDG_CACHE_HOME), so later runs and worker processes do not
+hash it again until it changes. Stores written before checksums existed open with a warning ("unverified")
+until the extraction command is run again, which records their checksums once.
 
 Reading: :func:`open_features` -> :class:`FeatureStore`. Normalisation helpers:
 :func:`compute_norm_stats` and :func:`normalise`. Writing: :class:`NpyStreamWriter` appends segments

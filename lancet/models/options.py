@@ -52,8 +52,9 @@ def option_spec(hint: Any, default: Any) -> OptionSpec:
     """The spec of one option from its annotation (``inspect.Parameter.empty``: none) and its default.
 
     Example:
-        >>> option_spec(typing.Annotated[int, Range(1, 8)], 2)
-        OptionSpec(default=2, kind=<class 'int'>, is_tuple=False, optional=False, valid=Range(low=1, high=8, low_open=False, high_open=False, note=''), choices=None)
+        >>> spec = option_spec(typing.Annotated[int | None, Range(1, 8)], None)
+        >>> spec.kind, spec.optional, spec.valid.describe()
+        (<class 'int'>, True, 'in [1, 8]')
     """
     valid = None
     if typing.get_origin(hint) is typing.Annotated:

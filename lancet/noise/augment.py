@@ -38,7 +38,7 @@ from lancet.core.atomic import atomic_path, read_csv, remove_stale_temporaries, 
 from lancet.core.audio import SAMPLE_RATE, load_audio
 from lancet.core.checks import check_number, check_snrs
 from lancet.core.conditions import REVERB, condition_name, snr_name
-from lancet.core.errors import LancetError
+from lancet.core.errors import LancetError, printable
 from lancet.core.locking import output_lock
 from lancet.core.manifest import Utterance
 from lancet.core.paths import check_outside, inside
@@ -172,7 +172,7 @@ def copy_label_files(iemocap_dir: Path, condition_dirs: Iterable[Path]) -> int:
 
 
 def _print(msg: str) -> None:
-    print(msg, flush=True)
+    print(printable(msg), flush=True)  # a noise or corpus file name with a newline must not split a line
 
 
 def validate_config(config: AugmentConfig) -> None:

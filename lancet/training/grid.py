@@ -28,7 +28,7 @@ import torch
 
 from lancet.core.atomic import save_json
 from lancet.core.device import resolve_amp, resolve_device
-from lancet.core.errors import LancetError
+from lancet.core.errors import LancetError, printable
 from lancet.core.locking import output_lock
 from lancet.core.paths import check_outside
 from lancet.core.workers import WorkerDied, imap
@@ -189,7 +189,7 @@ class GridRun(UnitRunner):
         speaker_independent = cfg.protocol == "loso"
         table = format_summary(rows, speaker_independent)
         noise = describe_noise_sources(self.data.store.params.get("manifest"))  # real or generated noise
-        table = f"{noise}\n{table}" if noise else table
+        table = f"{printable(noise)}\n{table}" if noise else table  # folder names from the disk: one line
         paths: dict = {}
         if self.dist.is_main:
             missing = [u.key for u in self.units if not self.metrics_path(u).is_file()]
