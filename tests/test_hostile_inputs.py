@@ -557,3 +557,39 @@ def test_file_names_with_newlines_and_tabs_stay_on_one_line(tmp_path):
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: "), r.stderr
     err = one_line_error(script(AUGMENT, *_augment_args(tmp_path / "m\nx.csv", tmp_path / "aug")))
     assert "m\\nx.csv: manifest not found" in err
+
+
+# ----------------------------------------------------------------------------- 8 --config files
+@pytest.mark.parametrize("text,message", [
+    ('["lr", 0.01]', r"holds a list, not the object a run writes"),
+    ('{"lr": "1e-3"}', r"lr = \"1e-3\": expected a number"),
+    ('{"epochs": null}', r"epochs = null: expected an integer$"),
+    ('{"lr": 0.01, "epochs": 3, "lr": 0.1}', r"the setting lr is given twice \(JSON keeps the last one silently\)"),
+    ('{"train_on": "bogus"}', r"^--train-on 'bogus': choose one of clean, matched, all, online$"),
+    ('{"epochs": 0}', r"^--epochs 0: must be >= 1$"),
+    ('{"lr": 1e400}', r"^--lr inf: must be a finite number$"),
+    ('{"seeds": []}', r"^--seeds: give at least one seed$"),
+    ('{"model_options": {"TCNet": {"fc_hidden": -1}}}', r"TCNet\.fc_hidden: expects an integer in \[1, 4096\], got -1"),
+    ('{"model_options": {"TCNet": 5}}', r"model_options = \{\"TCNet\": 5\}: expected an object"),
+])
+def test_a_config_file_with_wrong_contents_is_one_line(tmp_path, text, message):
+    from lancet.training.config import build_parser, config_from_args
+    from lancet.training.config_file import add_config_flag, parse_with_config
+    from lancet.training.plan import validate_config
+
+    (tmp_path / "config.json").write_text(text)
+    parser = build_parser()
+    add_config_flag(parser)
+    with pytest.raises(LancetError, match=message) as err:
+        validate_config(config_from_args(parse_with_config(parser, ["--config", str(tmp_path / "config.json")])))
+    assert "\n" not in str(err.value)
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
+    from lancet.training.config import build_parser
+    from lancet.training.config_file import add_config_flag, parse_with_config
+
+    (tmp_path / "config.json").write_bytes(b"\xef\xbb\xbf" + b'{"epochs": 3}')
+    parser = build_parser()
+    add_config_flag(parser)
+    assert parse_with_config(parser, ["--config", str(tmp_path / "config.json")]).epochs == 3
