@@ -189,7 +189,8 @@ def test_implausible_audio_is_one_line_in_both_readers(tmp_path, case, message):
             audio_info(path)
 
 
-def test_a_huge_sample_never_becomes_a_nan_prediction(tmp_path):
+def _tiny_checkpoint(best: Path) -> Path:
+    """A best.pt in the trainer's format (an untrained TC-Net on MFCC): enough to exercise prediction."""
     from lancet.features.params import SegmentParams, make_params, params_record
     from lancet.models import build_model
     from lancet.training.checkpoint import save_checkpoint
@@ -197,11 +198,15 @@ def test_a_huge_sample_never_becomes_a_nan_prediction(tmp_path):
     record = params_record(make_params("mfcc"), SegmentParams(), "float32")
     n_freq, n_frames = record["shape"]
     torch.manual_seed(0)
-    best = tmp_path / "best.pt"
     save_checkpoint(best, {"model_name": "TCNet", "model_options": {}, "model_state": build_model(
         "TCNet", 4, n_freq, n_frames).state_dict(), "class_names": ["neutral", "happy", "sad", "angry"],
         "feature_params": record, "norm_mean": np.zeros(n_freq, np.float32), "norm_std": np.ones(n_freq, np.float32),
         "n_freq": n_freq, "n_frames": n_frames})
+    return best
+
+
+def test_a_huge_sample_never_becomes_a_nan_prediction(tmp_path):
+    best = _tiny_checkpoint(tmp_path / "best.pt")
     x = (0.05 * np.random.default_rng(1).standard_normal(3 * SR)).astype(np.float32)
     x[SR] = 1e30
     sf.write(tmp_path / "spike.wav", x, SR, subtype="FLOAT")
@@ -593,3 +598,33 @@ def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
     parser = build_parser()
     add_config_flag(parser)
     assert parse_with_config(parser, ["--config", str(tmp_path / "config.json")]).epochs == 3
+
+
+# ----------------------------------------------------------------------------- 9 numbers of the last steps
+@pytest.mark.parametrize("flags,message", [
+    (["--window-s", "0.5"], "--window-s/--hop-s shape the windows of --timeline only"),  # silently ignored before
+    (["--timeline", "--window-s", "1e9"], r"--window-s 1e\+09: must be at most 3600 s"),  # asked for 58 TiB
+    (["--block-s", "inf"], "--block-s: inf is not a finite number"),                     # an OverflowError before
+    (["--block-s", "0"], "--block-s: must be greater than 0, got 0"),
+])
+def test_prediction_numbers_are_checked_before_any_model_runs(tmp_path, flags, message):
+    best = _tiny_checkpoint(tmp_path / "best.pt")
+    _noise_wav(tmp_path / "a.wav", seconds=3.0)
+    r = subprocess.run([sys.executable, str(ROOT / "predict.py"), "--checkpoint", str(best), "--device", "cpu",
+                        "--no-progress", "--out", str(tmp_path / "p.csv"), *flags, str(tmp_path / "a.wav")],
+                       capture_output=True, text=True, timeout=300,
+                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert __import__("re").search(message, one_line_error(r))
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "timeline").exists()
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(online_snr_low=-1000.0), r"^--online-snr-low -1000.0: must be in \[-30, 50\]$"),  # noise 10^50 times the speech
+    (dict(online_snr_high=1e6), r"^--online-snr-high 1000000.0: must be in \[-30, 50\]$"),
+])
+def test_online_snrs_are_range_checked_like_the_stored_ones(settings, message):
+    from lancet.training.config import TrainConfig
+    from lancet.training.plan import validate_config
+
+    with pytest.raises(LancetError, match=message):
+        validate_config(TrainConfig(**settings))

@@ -25,7 +25,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from lancet.core.checks import Range
+from lancet.core.checks import SNR_RANGE_DB, Range
 from lancet.core.classes import CLASS_MAPS as _CLASS_MAPS
 from lancet.core.device import AMP_MODES, DEVICES
 from lancet.core.errors import HelpFormatter, LancetError
@@ -160,8 +160,8 @@ class TrainConfig:
     specaugment_freq_masks: int = opt(2, "frequency masks per segment", NOISE, valid=NON_NEGATIVE)
     specaugment_freq_width: float = opt(0.15, "widest frequency mask: a fraction of the bins if < 1, else bins", NOISE,
                                         valid=NON_NEGATIVE)
-    online_snr_low: float = opt(-5.0, "--train-on online: lowest SNR (dB)", NOISE)
-    online_snr_high: float = opt(20.0, "--train-on online: highest SNR (dB)", NOISE)
+    online_snr_low: float = opt(-5.0, "--train-on online: lowest SNR (dB)", NOISE, valid=Range(*SNR_RANGE_DB))
+    online_snr_high: float = opt(20.0, "--train-on online: highest SNR (dB)", NOISE, valid=Range(*SNR_RANGE_DB))
     online_noise_types: tuple[str, ...] = opt(online_default, "--train-on online: noise types", NOISE,
                                               choices=lambda: tuple(NOISE_TYPES))
     online_reverb_prob: float = opt(0.2, "--train-on online: probability of reverberating a mixture first", NOISE,
