@@ -628,3 +628,23 @@ def test_online_snrs_are_range_checked_like_the_stored_ones(settings, message):
 
     with pytest.raises(LancetError, match=message):
         validate_config(TrainConfig(**settings))
+
+
+# ----------------------------------------------------------------------------- 10 the wrong folder for the right step
+def test_another_corpus_augmentation_or_moved_audio_is_refused(iemocap, tmp_path_factory):
+    from lancet.corpora.standard_names import standardise
+
+    root, manifest = iemocap
+    other = make_corpus(tmp_path_factory.mktemp("other") / "IEMOCAP", speakers=("Ses02F", "Ses02M"), per_speaker=1)
+    assert script(AUGMENT, *_augment_args(other, root / "other_aug")).returncode == 0
+    with pytest.raises(LancetError, match=r"other_aug/augmented_manifest\.csv: none of its 2 mixtures is of an "
+                                          r"utterance of .*manifest\.csv \(another corpus's augmentation\?\)"):
+        standardise(manifest, root / "other_aug", root / "std", log=quiet)   # once: a clean-only tree, no word
+    assert not (root / "std").exists()
+    moved = root / "moved"
+    (root / "IEMOCAP").rename(moved)
+    err = one_line_error(script(AUGMENT, *_augment_args(manifest, root / "aug")))
+    assert "none of the manifest's 4 audio files exists" in err                 # once: every task skipped, exit 0
+    err = one_line_error(script(HANDLE, "--manifest", manifest, "--clean-only", "--out", root / "std"))
+    assert "none of its 4 audio files exists" in err and "prepare script again" in err
+    assert not (root / "aug").exists() and not (root / "std").exists()

@@ -102,6 +102,15 @@ def _augmented_source(aug_dir: Path, row: dict, utt: Utterance, root: Path) -> P
     return output_path(aug_dir, utt, row["noise_type"], level, root)
 
 
+def check_same_corpus(aug_manifest: Path, aug_rows: list[dict], by_id: dict[str, Utterance],
+                      manifest: str | Path) -> None:
+    """Refuse an augmented manifest none of whose mixtures is of the corpus manifest's utterances: another
+    corpus's augmentation would otherwise give a tree of clean audio only, without a word."""
+    if aug_rows and not any(r.get("id") in by_id for r in aug_rows):
+        raise LancetError(f"{aug_manifest}: none of its {len(aug_rows)} mixtures is of an utterance of {manifest} "
+                          f"(another corpus's augmentation?); give the --augmented-dir made from this manifest")
+
+
 def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path) -> tuple[list[Entry], list[str]]:
     """Every (source, standard target, manifest row), clean first then augmented; plus sources not found."""
     utts = read_manifest(manifest)
@@ -125,6 +134,7 @@ def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path
                               "utterance {} under condition {}", "two mixtures for one standard name")
         except KeyError as exc:
             raise LancetError(f"{aug_manifest}: missing column {exc}") from None
+        check_same_corpus(aug_manifest, aug_rows, by_id, manifest)
         for line_no, row in enumerate(aug_rows, start=2):
             try:
                 utt = by_id.get(row["id"])
@@ -139,6 +149,9 @@ def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path
             except LancetError as exc:
                 raise LancetError(f"{aug_manifest}:{line_no}: {exc}") from None
             entries.append(Entry(source, target, _corpus_row(utt, cond, nt, row.get("snr_db", ""), target)))
+    if utts and not any(e.source.is_file() for e in entries[:len(utts)]):
+        raise LancetError(f"{manifest}: none of its {len(utts)} audio files exists (e.g. {printable(utts[0].path)}); "
+                          f"moved or deleted? run the corpus's prepare script again")
     seen: set[Path] = set()
     kept = []
     for e in entries:

@@ -250,6 +250,9 @@ def _check_run(utterances: Sequence[Utterance], config: AugmentConfig) -> None:
             raise LancetError(f"unknown noise type {nt!r} (choose from {', '.join(NOISE_TYPES)})")
     if config.noise_dir is not None and not Path(config.noise_dir).is_dir():
         raise LancetError(f"{config.noise_dir}: noise folder not found")
+    if not any(Path(u.path).is_file() for u in utterances):  # else every task is skipped, and exit 0
+        raise LancetError(f"none of the manifest's {len(utterances)} audio files exists (e.g. "
+                          f"{printable(utterances[0].path)}); moved or deleted? run the corpus's prepare script again")
     ids = [u.id for u in utterances]
     if len(set(ids)) != len(ids):
         dup = next(i for i, c in Counter(ids).items() if c > 1)
