@@ -15,8 +15,8 @@ from lancet.core.atomic import atomic_path
 from lancet.core.errors import LancetError
 
 SAMPLE_RATE = 16_000
-#: Sample rates audio is recorded at: below 1 kHz not even telephone speech survives (its band ends at
-#: 3.4 kHz), above 768 kHz no converter records; a header outside them is damaged.
+#: Sample rates audio is recorded at: below 1 kHz (a band up to 500 Hz) no speech survives, telephone speech
+#: needs 8 kHz; above 768 kHz no converter records. A header outside them is damaged.
 SAMPLE_RATE_RANGE = (1_000, 768_000)
 #: More channels than any recording set-up a speech corpus uses (a 64-capsule spherical array, a 128-channel
 #: room array) and well below libsndfile's own limit of 1024; more is a damaged header.
