@@ -66,15 +66,18 @@ def option_spec(hint: Any, default: Any) -> OptionSpec:
         optional = optional or len(args) < len(typing.get_args(hint))
         hint = args[0] if len(args) == 1 else inspect.Parameter.empty
     if typing.get_origin(hint) is typing.Literal:
-        return OptionSpec(default, str, optional=optional, choices=typing.get_args(hint))
+        choices = typing.get_args(hint)
+        return OptionSpec(default, type(choices[0]), optional=optional, choices=choices)
     if typing.get_origin(hint) is tuple:
         return OptionSpec(default, typing.get_args(hint)[0], True, optional, valid)
     if isinstance(hint, type) and hint in (int, float, bool, str):
         return OptionSpec(default, hint, optional=optional, valid=valid)
     if default is None:  # nothing said: anything goes, as before
         return OptionSpec(default, optional=True)
-    if isinstance(default, tuple):  # items of any kind, as before: only at least one of them
-        return OptionSpec(default, None if not default else type(default[0]), True, optional)
+    if isinstance(default, tuple):  # at least one item, each of the default's items' type when they share one
+        kinds = {type(v) for v in default}
+        return OptionSpec(default, kinds.pop() if len(kinds) == 1 and kinds <= {bool, int, float, str} else None,
+                          True, optional)
     return OptionSpec(default, next((t for t in (bool, int, float, str) if isinstance(default, t)), None),
                       optional=optional)
 
@@ -101,17 +104,15 @@ def check_value(where: str, spec: OptionSpec, value: Any) -> Any:
         lancet.core.errors.LancetError: --model-options LANCET.bn_chan: expects an integer in [1, 1024], got -3
     """
     if value is None:
-        if spec.optional or spec.kind is None:
+        if spec.optional or (spec.kind is None and not spec.is_tuple):
             return None
         raise LancetError(f"{where}: expects {_expected(spec)}, got none")
-    if spec.kind is None:
-        return value
     if spec.is_tuple:
         items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
         if not items:
             raise LancetError(f"{where}: expects {_expected(spec)}, got none")
-        return tuple(_item(where, spec, v) for v in items)
-    return _item(where, spec, value)
+        return items if spec.kind is None else tuple(_item(where, spec, v) for v in items)
+    return value if spec.kind is None else _item(where, spec, value)
 
 
 def _item(where: str, spec: OptionSpec, value: Any) -> Any:
