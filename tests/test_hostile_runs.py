@@ -208,3 +208,76 @@ def test_a_changed_or_foreign_noise_manifest_is_refused(two_augmentations, tmp_p
     with pytest.raises(LancetError, match="does not describe this store's mixtures"):
         run_training(cfg_for(tmp_path, two_augmentations / "features", folds=("1",), epochs=1, train_on="all",
                              noise_manifest=str(other)), **QUIET)
+
+
+# ----------------------------------------------------------------------------- the README's two corpora, by script
+def _emodb_like(root: Path) -> Path:
+    """An EmoDB folder (``wav/SSTTTEV.wav``, 22,050 Hz so that it is converted once): ten speakers, one utterance
+    of each of the four shared classes, each class a pitch of its own."""
+    import soundfile as sf
+
+    sr, rng = 22050, np.random.default_rng(11)
+    (root / "wav").mkdir(parents=True)
+    for speaker in ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16"):
+        for k, (emotion, f0) in enumerate((("N", 140.0), ("F", 220.0), ("T", 110.0), ("W", 300.0))):
+            t = np.arange(int(2.2 * sr)) / sr
+            x = 0.2 * np.sin(2 * np.pi * f0 * (1 + 0.02 * int(speaker)) * t) + 0.01 * rng.standard_normal(t.size)
+            sf.write(root / "wav" / f"{speaker}a0{k + 1}{emotion}a.wav", x.astype(np.float32), sr)
+    return root
+
+
+def _step(tmp: Path, script: str, *args: str) -> str:
+    r = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, cwd=tmp,
+                       env=ENV, timeout=600)
+    assert r.returncode == 0, f"{script} {' '.join(args)}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+def test_the_readme_sequence_trains_iemocap_then_emodb_into_their_own_runs(tmp_path):
+    """IEMOCAP's steps with the defaults' names, then EmoDB's as the README gives them, then training with the same
+    flags but --features-dir: two run folders, each with its own corpus's numbers; rerunning the first is a resume."""
+    from lancet.corpora.demo import make_demo_corpus
+
+    make_demo_corpus(tmp_path / "datasets" / "IEMOCAP", seed=2, utterances_per_speaker=6)
+    _emodb_like(tmp_path / "datasets" / "EmoDB")
+    noise = ("--noise-types", "white", "--snrs", "0", "--no-reverb", "--no-progress", "--workers", "1")
+    _step(tmp_path, "datasets/prepare_IEMOCAP.py", "--iemocap-dir", "datasets/IEMOCAP",
+          "--manifest", "datasets/IEMOCAP_manifest.csv")
+    _step(tmp_path, "datasets/augment_IEMOCAP.py", "--manifest", "datasets/IEMOCAP_manifest.csv",
+          "--out", "datasets/IEMOCAP_augmented", *noise)
+    _step(tmp_path, "datasets/handleIEMOCAP.py", "--manifest", "datasets/IEMOCAP_manifest.csv",
+          "--augmented-dir", "datasets/IEMOCAP_augmented", "--out", "datasets/IEMOCAP_standard")
+    _step(tmp_path, "feature_extraction/extract_features_iemocap_mfcc.py", "--manifest",
+          "datasets/IEMOCAP_standard/manifest.csv", "--out", "features/mfcc", "--no-progress", "--workers", "1")
+    _step(tmp_path, "datasets/prepare_EmoDB.py", "--emodb-dir", "datasets/EmoDB",
+          "--manifest", "datasets/EmoDB_manifest.csv", "--converted-dir", "datasets/EmoDB_16k")
+    _step(tmp_path, "datasets/augment_IEMOCAP.py", "--manifest", "datasets/EmoDB_manifest.csv",
+          "--out", "datasets/EmoDB_augmented", *noise)
+    _step(tmp_path, "datasets/handleIEMOCAP.py", "--manifest", "datasets/EmoDB_manifest.csv",
+          "--augmented-dir", "datasets/EmoDB_augmented", "--out", "datasets/EmoDB_standard")
+    _step(tmp_path, "feature_extraction/extract_features_iemocap_mfcc.py", "--manifest",
+          "datasets/EmoDB_standard/manifest.csv", "--out", "features/emodb/mfcc", "--no-progress", "--workers", "1")
+    flags = ("--features", "mfcc", "--models", "TCNet", "--epochs", "1", "--folds", "1", "--no-progress",
+             "--threads", "1", "--device", "cpu", "--online-noise-types", "white")
+    _step(tmp_path, "train_LANCET.py", *flags)                                      # features/ by default
+    _step(tmp_path, "train_LANCET.py", "--features-dir", "features/emodb", *flags)
+    runs = sorted(p.parent for p in (tmp_path / "results").glob("*/config.json"))
+    assert len(runs) == 2 and all(p.name.startswith("mfcc_loso_4class_train-online_") for p in runs)
+    configs = {json.loads((p / "config.json").read_text())["features_dir"]: p for p in runs}
+    assert set(configs) == {"features", "features/emodb"}
+    tested, stores = {}, {}
+    for features_dir, run in configs.items():
+        config = json.loads((run / "config.json").read_text())
+        records = json.loads((run / "metrics_all.json").read_text())
+        assert {r["identity"] for r in records} == {config["identity_digest"]}    # computed from this corpus
+        assert {r["condition"] for r in records} == {"clean", "white_0dB"}
+        assert (run / "summary.csv").is_file() and list(run.glob("checkpoints/TCNet/**/best.pt"))
+        tested[features_dir] = next(r["n_utterances"] for r in records if r["condition"] == "clean")
+        stores[features_dir] = config["identity"]["features"]["conditions"]["clean"]["array"]
+    assert tested["features/emodb"] == 8 and tested["features"] != 8               # EmoDB's group 1: 2 speakers x 4
+    assert stores["features"] != stores["features/emodb"]
+    before = {p: p.stat().st_mtime_ns for p in configs["features"].glob("metrics/*.json")}
+    out = _step(tmp_path, "train_LANCET.py", *flags)                                # the first again: a resume
+    assert "finished earlier; skipped" in out
+    assert {p: p.stat().st_mtime_ns for p in configs["features"].glob("metrics/*.json")} == before
+    assert len(list((tmp_path / "results").glob("*/config.json"))) == 2

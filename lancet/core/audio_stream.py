@@ -27,7 +27,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from lancet.core.audio import SAMPLE_RATE, AudioError, check_not_truncated
+from lancet.core.audio import (
+    SAMPLE_RATE, AudioError, check_decoded, check_header, check_not_truncated, check_samples,
+)
 
 #: Seconds of source audio read at a time: 5 s of 48 kHz stereo is 1.9 MB of float32.
 BLOCK_S = 5.0
@@ -87,7 +89,9 @@ class AudioStream:
     def blocks(self) -> Iterator[np.ndarray]:
         """Mono float32 blocks at ``sample_rate``; together they equal ``load_audio(path, sample_rate)``.
 
-        Raises :class:`AudioError` for NaN or infinite samples, or a file that holds no samples.
+        Raises :class:`AudioError` for NaN, infinite or implausibly large samples
+        (:func:`lancet.core.audio.check_samples`), a file that holds no samples, or one that decodes fewer
+        frames than its header says.
         """
         resampler = None
         if self.source_rate != self.sample_rate:
@@ -96,9 +100,8 @@ class AudioStream:
         target = self.output_frames
         n_in = n_out = 0
         for raw in self._raw_blocks():
+            check_samples(self.path, raw)  # every channel, before averaging, as load_audio checks it
             mono = raw.mean(axis=1) if raw.shape[1] > 1 else raw[:, 0]
-            if not np.all(np.isfinite(mono)):
-                raise AudioError(f"{self.path}: audio contains NaN or infinite samples")
             n_in += len(mono)
             out = resampler.resample_chunk(mono, last=False) if resampler is not None else mono
             if target is not None:
@@ -108,6 +111,8 @@ class AudioStream:
                 yield np.ascontiguousarray(out, dtype=np.float32)
         if n_in == 0:
             raise AudioError(f"{self.path}: empty audio (0 samples)")
+        if self.frames is not None:  # a compressed file cut off decodes fewer frames than its header says
+            check_decoded(self.path, n_in, self.frames, self.source_rate)
         if resampler is None:
             return
         # the filter's delayed tail, then zeros up to librosa's length (it pads with fix_length)
@@ -170,11 +175,13 @@ def open_audio_stream(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, b
         stream = _open_with_audioread(path, sample_rate, block_s, sf_exc)
     else:
         stream = AudioStream(path, int(info.samplerate), int(info.channels), int(info.frames), sample_rate, block_s)
+        check_header(path, stream.source_rate, stream.channels, stream.frames, info.subtype, info.format)
         check_not_truncated(path, stream.frames, stream.source_rate)
     if stream.frames == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
     if stream.source_rate <= 0 or stream.channels <= 0:
         raise AudioError(f"{path}: unusable header ({stream.source_rate} Hz, {stream.channels} channels)")
+    check_header(path, stream.source_rate, stream.channels, None)  # a decoder's header too
     return stream
 
 

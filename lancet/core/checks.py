@@ -7,11 +7,42 @@ as -32768 and exited 0. Every numeric flag goes through :func:`check_number` bef
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Iterable
 
 from lancet.core.errors import LancetError
 
 SNR_RANGE_DB = (-30.0, 50.0)  # below: the speech is inaudible under the noise; above: no noise left to hear
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting (a training flag, a model option) may take, and how an error names them.
+
+    Example:
+        >>> Range(0, 1, low_open=True).describe(), 0.0 in Range(0, 1, low_open=True)
+        ('in (0, 1]', False)
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    note: str = ""
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        if self.high is not None:
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        elif self.low == 0 and self.low_open:
+            text = "positive"
+        else:
+            text = f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{text} ({self.note})" if self.note else text
 
 
 def check_number(flag: str, value: float | int, minimum: float | None = None, maximum: float | None = None,

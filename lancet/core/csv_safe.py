@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from lancet.core.atomic import atomic_path
+from lancet.core.errors import printable
 
 #: First characters a spreadsheet treats as the start of a formula.
 FORMULA_STARTS = ("=", "+", "-", "@")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def safe_cell(value: Any) -> Any:
@@ -29,7 +29,7 @@ def safe_cell(value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
-    text = "".join(_ESCAPES.get(ch, f"\\x{ord(ch):02x}") if ord(ch) < 32 or ord(ch) == 127 else ch for ch in value)
+    text = printable(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
@@ -41,3 +41,10 @@ def write_safe_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterabl
             writer.writerow([safe_cell(h) for h in header])
             for row in rows:
                 writer.writerow([safe_cell(v) for v in row])
+
+
+def save_safe_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> None:
+    """Rows of dicts as :func:`write_safe_csv` writes them, columns in ``fieldnames`` order (missing cells
+    empty, other keys left out): the reports a person opens (metrics, summaries, learning curves)."""
+    names = list(fieldnames)
+    write_safe_csv(path, names, ([row.get(name, "") for name in names] for row in rows))

@@ -13,6 +13,21 @@ class LancetError(Exception):
     """Bad input or configuration. The message is one line that names the file and what is wrong."""
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control characters (a newline or tab in a file name) written as ``\\n``,
+    ``\\t``, ``\\xNN``, so that a name from the disk can never split a one-line message or a table row.
+
+    Example:
+        >>> printable("a\\nb\\tc.wav")
+        'a\\\\nb\\\\tc.wav'
+    """
+    return "".join(_ESCAPES.get(ch, f"\\x{ord(ch):02x}") if ord(ch) < 32 or ord(ch) == 127 else ch
+                   for ch in text)
+
+
 # Errors of the machine rather than of the program: read-only or foreign folders, a full disk, I/O failures.
 ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO,
                       errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EFBIG, errno.EMFILE, errno.ENFILE,
@@ -65,7 +80,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
     try:
         code = main()
     except LancetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
@@ -74,7 +89,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
         line = machine_error(exc)
         if line is None:
             raise
-        print(f"error: {line}", file=sys.stderr)
+        print(f"error: {printable(line)}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code or 0)
 

@@ -7,16 +7,17 @@ read with :func:`read_manifest`, never the release tree itself.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 from lancet.core.atomic import read_csv, save_csv
 from lancet.core.audio import SAMPLE_RATE
 from lancet.core.classes import CLASS_NAME, CLASSES, ordered_classes
-from lancet.core.errors import LancetError
+from lancet.core.errors import LancetError, printable
 from lancet.core.paths import is_safe_component
 
 MANIFEST_COLUMNS = ["id", "path", "session", "speaker", "gender", "improvised", "label", "class",
@@ -102,7 +103,31 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             ))
         except (ValueError, TypeError) as exc:
             raise LancetError(f"{path}:{line_no}: bad manifest row ({exc})") from None
+    refuse_duplicates(path, rows, lambda r: r["id"], "utterance {}")
+    refuse_duplicates(path, rows, lambda r: os.path.normpath(os.path.abspath(r["path"])), "audio file {}",
+                      "one recording under two ids counts twice, and in two folds leaks test speech into training")
     return utterances
+
+
+def refuse_duplicates(path: str | os.PathLike, rows: Sequence[Mapping[str, str]], key: Callable[[Mapping], Hashable],
+                      what: str, why: str = "a row twice counts its utterance twice") -> None:
+    """A one-line LancetError naming the lines of the first two ``rows`` with the same ``key`` (``what``
+    formats the key, a tuple's items in turn: ``"utterance {} under condition {}"``). ``rows`` are a CSV's
+    data rows, so row k is on line k + 2.
+
+    Example:
+        >>> refuse_duplicates("m.csv", [{"id": "a"}, {"id": "b"}, {"id": "a"}], lambda r: r["id"], "utterance {}")
+        Traceback (most recent call last):
+        lancet.core.errors.LancetError: m.csv: lines 2 and 4 both hold utterance a (a row twice counts its utterance twice); keep one of them
+    """
+    seen: dict[Hashable, int] = {}
+    for line_no, row in enumerate(rows, start=2):
+        k = key(row)
+        if k in seen:
+            shown = what.format(*k) if isinstance(k, tuple) else what.format(k)
+            raise LancetError(f"{path}: lines {seen[k]} and {line_no} both hold {shown} ({why}); "
+                              f"keep one of them")
+        seen[k] = line_no
 
 
 def count_table(utterances: list[Utterance], column: str = "S") -> str:
@@ -139,10 +164,10 @@ def report(scan: CorpusScan, file=None, column: str = "S") -> None:
     if scan.converted:
         print(f"converted to 16 kHz mono (once): {scan.converted} files", file=file)
     for note in scan.notes:
-        print(f"note: {note}", file=file)
+        print(f"note: {printable(note)}", file=file)
     if scan.skipped:
         for message in scan.warnings[:20]:
-            print(f"warning: {message}", file=file)
+            print(f"warning: {printable(message)}", file=file)  # a file name may hold a newline
         if len(scan.warnings) > 20:
             print(f"warning: ... and {len(scan.warnings) - 20} more", file=file)
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(scan.skipped.items()))

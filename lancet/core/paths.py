@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Iterable
 
 from lancet.core.errors import LancetError
 
@@ -59,3 +60,30 @@ def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
     if resolved != root_r and root_r not in resolved.parents:
         raise LancetError(f"{p}: lies outside the output folder {root_r}; refused")
     return p
+
+
+def lies_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it, both resolved (``..`` and symbolic links followed).
+
+    Example:
+        >>> lies_within("/data/IEMOCAP/Session1/../aug", "/data/IEMOCAP"), lies_within("/data/aug", "/data/IEMOCAP")
+        (True, False)
+    """
+    inner, outer = Path(path).resolve(), Path(folder).resolve()
+    return inner == outer or outer in inner.parents
+
+
+def check_outside(out: str | os.PathLike, flag: str, inputs: Iterable[tuple[str, str | os.PathLike | None]]) -> None:
+    """Refuse an output folder that is, or lies inside, one of a step's input folders (a corpus, its audio,
+    noise recordings, a feature store): inputs are only ever read, and outputs written among them would be
+    read back as input by the next run. ``inputs``: (what it is, folder) pairs; None folders are skipped.
+
+    Example:
+        >>> check_outside("/data/IEMOCAP/aug", "--out", [("the original corpus folder", "/data/IEMOCAP")])
+        Traceback (most recent call last):
+        lancet.core.errors.LancetError: /data/IEMOCAP/aug: --out lies inside the original corpus folder /data/IEMOCAP, which is only ever read; choose another --out
+    """
+    for what, folder in inputs:
+        if folder is not None and lies_within(out, folder):
+            raise LancetError(f"{out}: {flag} lies inside {what} {Path(folder).resolve()}, which is only ever read; "
+                              f"choose another {flag}")

@@ -8,6 +8,7 @@ corpus it is the audio's path relative to the folder that holds all of the manif
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterable
@@ -19,6 +20,8 @@ from lancet.core.paths import inside, safe_component
 #: SNR; the trainer splits recordings into training and test pools from it) and what produced the tree.
 AUGMENTED_MANIFEST = "augmented_manifest.csv"
 AUGMENT_CONFIG = "augment_config.json"
+#: Beside a converted 16 kHz copy (``<copy>.source.json``): the source it was made from (lancet.corpora.scan).
+SOURCE_RECORD = ".source.json"
 
 
 def release_layout(path: str | Path) -> bool:
@@ -46,6 +49,56 @@ def corpus_root(paths: Iterable[str | Path]) -> Path:
     if not folders:
         raise ValueError("corpus_root: no paths")
     return Path(os.path.commonpath(sorted(folders)))
+
+
+def release_root(path: str | Path) -> Path | None:
+    """The IEMOCAP release folder holding ``path`` when it sits in the release layout, else None.
+
+    Example:
+        >>> str(release_root("/x/IEMOCAP/Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav"))
+        '/x/IEMOCAP'
+    """
+    return Path(path).parents[4] if release_layout(path) else None
+
+
+def corpus_folders(paths: Iterable[str | Path]) -> list[tuple[str, Path]]:
+    """The folders a manifest's audio lives in, as (what it is, folder): IEMOCAP releases (audio in the release
+    layout), the folders converted copies were made from, the deepest folder holding all of the audio, and
+    each audio file's own folder. A step's output inside any of them would write into a corpus, which every
+    step only reads (:func:`lancet.core.paths.check_outside`).
+
+    The common folder is left out when it is the file-system root or the home folder (audio gathered from all
+    over a disk has no corpus folder of its own); the files' own folders still count.
+    """
+    folders = sorted({os.path.dirname(os.path.abspath(str(p))) for p in paths})
+    if not folders:
+        return []
+    found: dict[Path, str] = {}
+    for folder in folders:
+        first = next((f for f in sorted(os.listdir(folder)) if f.endswith(SOURCE_RECORD)), None) \
+            if os.path.isdir(folder) else None
+        source = _converted_from(Path(folder) / first) if first else None
+        for p in (os.path.join(folder, "x.wav"), source):
+            root = release_root(p) if p else None
+            if root is not None:
+                found.setdefault(root, "the original corpus folder")
+        if source is not None:
+            found.setdefault(source.parent, "the corpus folder the converted copies came from")
+    common = Path(os.path.commonpath(folders))
+    if len(common.parts) > 2 and common != Path.home():
+        found.setdefault(common, "the corpus audio folder")
+    for folder in folders:
+        found.setdefault(Path(folder), "the corpus audio folder")
+    return [(what, folder) for folder, what in found.items()]
+
+
+def _converted_from(record: Path) -> Path | None:
+    """The source a converted copy's record names, or None when it names none."""
+    try:
+        source = json.loads(record.read_text()).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(source) if isinstance(source, str) and source else None
 
 
 def relative_audio_path(path: str | Path, root: Path) -> Path:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from lancet.core.errors import HelpFormatter, LancetError
 from lancet.core.manifest import CorpusScan, report, write_manifest
+from lancet.core.paths import check_outside
 from lancet.corpora.registry import Corpus
 from lancet.corpora.speaker_groups import DEFAULT_FOLD_SEED, DEFAULT_FOLDS, assign_folds, describe_folds
 
@@ -46,6 +48,9 @@ def prepare(corpus: Corpus, description: str, source: str, manifest: str, conver
     """Parse ``argv``, read the corpus and write its manifest (see :func:`finish`); the script's ``main``."""
     args = build_parser(corpus, description, source, manifest, converted_dir, classes, folds_k, fold_seed,
                         switches).parse_args(argv)
+    given = Path(args.source)  # a corpus folder, or a labelled folder's CSV; a missing one is the reader's to say
+    folder = given if given.is_dir() else given.parent if given.is_file() else None
+    check_outside(args.manifest, "--manifest", [("the corpus folder", folder)])
     scan = corpus.read(args.source, args.classes, args.converted_dir,
                        **{s.name: getattr(args, s.name) for s in corpus.switches})
     return finish(scan, args, args.source, corpus.speaker_groups)

@@ -18,7 +18,8 @@ from lancet.core.audio import SAMPLE_RATE, AudioError, audio_info, load_audio, w
 from lancet.core.manifest import CorpusScan, Utterance
 from lancet.core.atomic import file_checksum, save_json
 from lancet.core.errors import LancetError
-from lancet.core.paths import inside
+from lancet.core.paths import check_outside, inside
+from lancet.corpora.layout import SOURCE_RECORD
 
 ODD_NAME = "odd name"
 MISSING = "missing wav"
@@ -39,10 +40,7 @@ def check_folders(root: str | Path, converted_dir: str | Path | None, what: str,
 def check_converted_outside(root: Path, converted_dir: str | Path | None) -> None:
     """A one-line error when the folder for converted copies lies inside the (read-only) corpus folder ``root``."""
     if converted_dir is not None:
-        conv = Path(converted_dir).resolve()
-        if conv == root or root in conv.parents:
-            raise LancetError(f"{converted_dir}: the folder for converted audio lies inside the corpus folder "
-                              f"{root}, which is only ever read; choose another --converted-dir")
+        check_outside(converted_dir, "--converted-dir", [("the corpus folder", root)])
 
 
 def convert_once(wav: Path, root: Path, converted_dir: str | Path | None) -> Path:
@@ -59,7 +57,7 @@ def convert_once(wav: Path, root: Path, converted_dir: str | Path | None) -> Pat
     target = inside(conv, conv / relative_inside(wav, root))
     source = wav.resolve()
     stat = source.stat()
-    record_path = target.with_name(target.name + ".source.json")
+    record_path = target.with_name(target.name + SOURCE_RECORD)
     known = _read_record(record_path)
     if target.is_file() and known.get("source") not in (None, str(source)):
         raise LancetError(f"{target}: already holds the converted copy of {known['source']}, not of {source} "

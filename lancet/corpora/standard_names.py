@@ -18,15 +18,16 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Mapping
 
 from lancet.core.atomic import atomic_path, file_checksum, read_csv, remove_stale_temporaries, save_json
 from lancet.core.conditions import REVERB
-from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, output_path
+from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, corpus_folders, output_path
 from lancet.corpora.layout import corpus_root as audio_root
-from lancet.core.manifest import Utterance, read_manifest
-from lancet.core.errors import LancetError
+from lancet.core.manifest import Utterance, read_manifest, refuse_duplicates
+from lancet.core.errors import LancetError, printable
 from lancet.core.locking import output_lock
-from lancet.core.paths import inside, safe_component
+from lancet.core.paths import check_outside, inside, safe_component
 
 MODES = ("link", "copy", "symlink")
 COLUMNS = ["id", "condition", "noise_type", "snr_db", "path", "session", "speaker", "gender", "improvised",
@@ -70,6 +71,15 @@ def standard_name(utt_id: str, condition: str) -> str:
     return f"{utt_id}__{condition}.wav"
 
 
+def standardised_folders(rows: Iterable[Mapping[str, str]]) -> list[tuple[str, Path]]:
+    """The standardised trees a combined manifest's rows point into (``<std>/<condition>/<id>__<condition>.wav``),
+    as (what it is, folder): the folders feature extraction reads and must not write into."""
+    roots = {Path(r["path"]).parent.parent for r in rows
+             if Path(r["path"]).name == standard_name(r["id"], r["condition"])
+             and Path(r["path"]).parent.name == r["condition"]}
+    return [("the standardised folder", root) for root in sorted(roots)]
+
+
 def _corpus_row(utt: Utterance, condition: str, noise_type: str, snr_db: str, path: Path) -> dict:
     row = utt.to_row()
     return {"id": utt.id, "condition": condition, "noise_type": noise_type, "snr_db": snr_db, "path": str(path),
@@ -92,6 +102,15 @@ def _augmented_source(aug_dir: Path, row: dict, utt: Utterance, root: Path) -> P
     return output_path(aug_dir, utt, row["noise_type"], level, root)
 
 
+def check_same_corpus(aug_manifest: Path, aug_rows: list[dict], by_id: dict[str, Utterance],
+                      manifest: str | Path) -> None:
+    """Refuse an augmented manifest none of whose mixtures is of the corpus manifest's utterances: another
+    corpus's augmentation would otherwise give a tree of clean audio only, without a word."""
+    if aug_rows and not any(r.get("id") in by_id for r in aug_rows):
+        raise LancetError(f"{aug_manifest}: none of its {len(aug_rows)} mixtures is of an utterance of {manifest} "
+                          f"(another corpus's augmentation?); give the --augmented-dir made from this manifest")
+
+
 def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path) -> tuple[list[Entry], list[str]]:
     """Every (source, standard target, manifest row), clean first then augmented; plus sources not found."""
     utts = read_manifest(manifest)
@@ -109,7 +128,14 @@ def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path
         if not aug_manifest.is_file():
             raise LancetError(f"{aug_manifest}: augmented manifest not found (run datasets/augment_IEMOCAP.py "
                               f"first, or use --clean-only)")
-        for line_no, row in enumerate(read_csv(aug_manifest), start=2):
+        aug_rows = read_csv(aug_manifest)
+        try:
+            refuse_duplicates(aug_manifest, aug_rows, lambda r: (r["id"], r["condition"]),
+                              "utterance {} under condition {}", "two mixtures for one standard name")
+        except KeyError as exc:
+            raise LancetError(f"{aug_manifest}: missing column {exc}") from None
+        check_same_corpus(aug_manifest, aug_rows, by_id, manifest)
+        for line_no, row in enumerate(aug_rows, start=2):
             try:
                 utt = by_id.get(row["id"])
                 cond, nt = row["condition"], row["noise_type"]
@@ -123,6 +149,9 @@ def plan(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path
             except LancetError as exc:
                 raise LancetError(f"{aug_manifest}:{line_no}: {exc}") from None
             entries.append(Entry(source, target, _corpus_row(utt, cond, nt, row.get("snr_db", ""), target)))
+    if utts and not any(e.source.is_file() for e in entries[:len(utts)]):
+        raise LancetError(f"{manifest}: none of its {len(utts)} audio files exists (e.g. {printable(utts[0].path)}); "
+                          f"moved or deleted? run the corpus's prepare script again")
     seen: set[Path] = set()
     kept = []
     for e in entries:
@@ -182,6 +211,14 @@ def _is_within(path: Path, folder: Path) -> bool:
         return False
 
 
+def inputs_of(entries: list[Entry], augmented_dir: str | Path | None) -> list[tuple[str, Path]]:
+    """The folders standardisation reads (the corpus's audio, the augmented tree): its output stays out of them."""
+    inputs = corpus_folders(e.source for e in entries if e.row["condition"] == "clean")
+    if augmented_dir is not None:
+        inputs.append(("the augmented folder", Path(augmented_dir)))
+    return inputs
+
+
 def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str | Path, mode: str = "link",
                 dry_run: bool = False, log=print, wait: bool = False) -> StandardiseReport:
     """Build (or bring up to date) the standardised tree and ``<out>/manifest.csv``; see the module docstring.
@@ -193,15 +230,7 @@ def standardise(manifest: str | Path, augmented_dir: str | Path | None, out: str
         raise LancetError(f"unknown mode {mode!r} (choose {', '.join(MODES)})")
     out = Path(out).resolve()
     entries, missing = plan(manifest, augmented_dir, out)
-    for e in entries[:1]:
-        corpus_root = e.source.resolve().parents[4] if len(e.source.resolve().parents) > 4 else e.source.parent
-        if _is_within(out, corpus_root) and (corpus_root / "Session1").exists():
-            raise LancetError(f"{out}: output folder lies inside the original corpus folder {corpus_root}; "
-                              f"choose another --out")
-    audio_folders = {e.source.parent.resolve() for e in entries if e.row["condition"] == "clean"}
-    for folder in (out, *out.parents):  # any corpus: never write among the corpus's own audio
-        if folder in audio_folders:
-            raise LancetError(f"{out}: output folder lies inside the corpus audio folder {folder}; choose another --out")
+    check_outside(out, "--out", inputs_of(entries, augmented_dir))
     if dry_run:
         return _standardise(entries, missing, out, mode, dry_run, log)
     with output_lock(out, wait=wait, log=log):
@@ -304,7 +333,7 @@ def _standardise(entries: list[Entry], missing: list[str], out: Path, mode: str,
             report.replaced += 1
         if dry_run:
             if shown < _SHOW:
-                log(f"would {e.action} {e.target} ({mode} of {e.source})")
+                log(f"would {e.action} {e.target} ({mode} of {printable(str(e.source))})")
             shown += 1
         else:
             report.copied_instead_of_linked += _place(e.source, e.target, mode)
@@ -332,7 +361,7 @@ def _standardise(entries: list[Entry], missing: list[str], out: Path, mode: str,
 
     verb = "would be" if dry_run else "were"
     if missing:
-        log(f"warning: {len(missing)} source file(s) not found, left out: e.g. {missing[0]}")
+        log(f"warning: {len(missing)} source file(s) not found, left out: e.g. {printable(missing[0])}")
     if report.extra:
         log(f"note: {report.extra} file(s) in {out} are not in the manifest; left as they are")
     if report.copied_instead_of_linked:

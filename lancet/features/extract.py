@@ -35,9 +35,11 @@ from lancet.core.audio import AudioError, load_audio
 from lancet.core.classes import ordered_classes
 from lancet.core.errors import LancetError
 from lancet.core.locking import output_lock
-from lancet.core.paths import is_safe_component
+from lancet.core.manifest import refuse_duplicates
+from lancet.core.paths import check_outside, is_safe_component
 from lancet.core.checks import check_number
 from lancet.core.workers import WorkerPool, available_cpus
+from lancet.corpora.standard_names import standardised_folders
 from lancet.features.compute import TorchFeatures, compute_features
 from lancet.features.params import (
     DEFAULT_KIND, FeatureParams, SegmentParams, feature_shape, make_params, params_record, validate_segmenting,
@@ -86,6 +88,7 @@ def read_combined_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
         if not is_safe_component(row["condition"]):  # it names <out>/<condition>.npy: no "../" (hand-edited rows)
             raise LancetError(f"{path}:{line_no}: unsafe condition {row['condition'][:80]!r} "
                               f"(one file name: no path separators, '..' or leading dot)")
+    refuse_duplicates(path, rows, lambda r: (r["id"], r["condition"]), "utterance {} under condition {}")
     if not any(os.path.exists(r["path"]) for r in rows):
         raise LancetError(
             f"{path}: none of its {len(rows)} audio paths exists (e.g. {rows[0]['path']}); wrong manifest or moved data?"
@@ -138,6 +141,8 @@ def skip_reason(message: str, path: str = "") -> str:
         return "missing"
     if m.startswith("empty"):
         return "empty"
+    if m.startswith("implausible"):  # a damaged header, a sample far beyond full scale
+        return "implausible"
     if "nan" in m or "infinite" in m:
         return "non-finite"
     return "unreadable"
@@ -227,11 +232,22 @@ def extract_features(manifest: str | os.PathLike, out: str | os.PathLike, *args:
     temporary arrays of killed runs (``.<condition>.tmp<pid>.npy``) are removed first.
     """
     log = kwargs.get("log", print)
+    _check_out_outside(manifest, out)
     with output_lock(out, wait=wait, log=log):
         removed = remove_stale_temporaries(out, recursive=False)
         if removed:
             log(f"removed {removed} temporary file(s) left by an interrupted run")
         return _extract_features_locked(manifest, out, *args, **kwargs)
+
+
+def _check_out_outside(manifest: str | os.PathLike, out: str | os.PathLike) -> None:
+    """``out`` never inside the standardised tree the manifest names (checked before the lock makes the folder).
+    A manifest that cannot be read is left to the run, which reports it after the settings."""
+    try:
+        rows = read_combined_manifest(manifest)
+    except LancetError:
+        return
+    check_outside(out, "--out", standardised_folders(rows))
 
 
 def _extract_features_locked(
@@ -388,8 +404,9 @@ def _conditions_to_compute(run: _Run, groups: dict[str, list[dict[str, str]]], o
         done, why = condition_state(out, cond, record, fp)
         if done and not overwrite:
             entry = record["conditions"][cond]
-            if entry.get("checksum") is None:  # a store of an older version: record its checksum once
-                entry["checksum"] = file_checksum(condition_file(out, cond, ".npy"))
+            if entry.get("checksum") is None or entry.get("index_checksum") is None:  # an older store: record once
+                entry["checksum"] = entry.get("checksum") or file_checksum(condition_file(out, cond, ".npy"))
+                entry["index_checksum"] = file_checksum(condition_file(out, cond, ".csv"))
                 save_params(out, record)
             log(f"{cond}: already complete ({entry['n_segments']} segments), skipped")
             summary.conditions.append(ConditionResult(cond, "complete", entry["n_utterances"], entry["n_segments"],
@@ -512,7 +529,7 @@ def _extract_condition(run: _Run, cond: str, crows: list[dict[str, str]], finger
     record["conditions"][cond] = {
         "n_utterances": len(crows), "n_segments": n_segments, "fingerprint": fingerprint,
         "skipped_counts": dict(stream.skipped), "short_dropped": short, "skipped": stream.skipped_list,
-        "checksum": checksum,
+        "checksum": checksum, "index_checksum": file_checksum(condition_file(out, cond, ".csv")),
     }
     save_params(out, record)
     return result

@@ -1,14 +1,15 @@
 """The feature store on disk: ``params.json`` + per condition ``<condition>.npy`` and ``<condition>.csv``.
 
 Integrity: params.json records a checksum of every condition's ``.npy`` (SHA-256 of the whole file, written
-with the data). :meth:`FeatureStore.segments` checks it the first time a process opens a condition (one
-read of the file, 1-3 s per GB on one core), and the extraction checks it before it
-calls a condition "already complete". A mismatch or a truncated file is a one-line LancetError naming the
-file and the command that rebuilds it. A verified file is remembered by its inode, size, modification and
-change times (ctime cannot be set back by any user tool) in this process and in a marker under
-``~/.cache/lancet/verified`` ($XDG_CACHE_HOME), so later runs and worker processes do not hash it again
-until it changes. Stores written before checksums existed open with a warning
-("unverified") until the extraction command is run again, which records their checksums once.
+with the data) and of its index ``.csv`` (``index_checksum``, checked whenever the index is read, with its
+row count against the recorded segments: :func:`read_index`). :meth:`FeatureStore.segments` checks the
+array's the first time a process opens a condition (one read of the file, 1-3 s per GB on one core), and the
+extraction checks both before it calls a condition "already complete". A mismatch or a truncated file is a
+one-line LancetError naming the file and the command that rebuilds it. A verified file is remembered by its
+inode, size, modification and change times (ctime cannot be set back by any user tool) in this process and
+in a marker under ``~/.cache/lancet/verified`` ($XDG_CACHE_HOME), so later runs and worker processes do not
+hash it again until it changes. Stores written before checksums existed open with a warning ("unverified")
+until the extraction command is run again, which records their checksums once.
 
 Reading: :func:`open_features` -> :class:`FeatureStore`. Normalisation helpers:
 :func:`compute_norm_stats` and :func:`normalise`. Writing: :class:`NpyStreamWriter` appends segments
@@ -19,8 +20,10 @@ rename on success).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import sys
@@ -29,7 +32,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from lancet.core.atomic import file_checksum, read_csv, save_json
+from lancet.core.atomic import CHECKSUM_ALGORITHM, file_checksum, read_csv, save_json
 from lancet.core.conditions import condition_sort_key
 from lancet.core.errors import LancetError
 from lancet.core.paths import inside, safe_component
@@ -85,9 +88,13 @@ class FeatureStore:
                               f"rebuild it: {rebuild_command(self.folder, self.params, condition)}") from None
 
     def index(self, condition: str) -> list[dict[str, Any]]:
-        """One dict per segment (columns INDEX_COLUMNS; row/session/improvised/valid_frames int, start_s float)."""
+        """One dict per segment (columns INDEX_COLUMNS; row/session/improvised/valid_frames int, start_s float).
+
+        The index is checked against params.json as the array is (:func:`read_index`): a cut or edited index
+        would pair segments with the wrong utterances and labels, or leave some out.
+        """
         self._check(condition)
-        return [_typed(row) for row in read_csv(self.folder / f"{condition}.csv")]
+        return [_typed(row) for row in read_index(self.folder, self.params, condition)]
 
     def __repr__(self) -> str:
         return f"FeatureStore({str(self.folder)!r}, kind={self.kind!r}, shape={self.shape}, conditions={self.conditions})"
@@ -197,6 +204,37 @@ def verify_condition(folder: str | os.PathLike, record: dict[str, Any], conditio
         except OSError:  # a read-only home: this process still remembers it
             pass
     return actual
+
+
+def read_index(folder: str | os.PathLike, record: dict[str, Any], condition: str) -> list[dict[str, str]]:
+    """The rows of ``<condition>.csv``, read once and checked against ``record`` (params.json): as many rows as
+    the condition's recorded segments, and the recorded index checksum (``index_checksum``) when there is one.
+
+    A mismatch is a one-line LancetError naming the file and the command that rebuilds it. A store written
+    before index checksums warns once (unless its arrays lack checksums too: that warning already says how to
+    record them) and the next extraction records it.
+    """
+    path = Path(folder) / f"{condition}.csv"
+    data = path.read_bytes()
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    entry = record.get("conditions", {}).get(condition, {})
+    rebuild = rebuild_command(folder, record, condition)
+    expected = entry.get("n_segments")
+    if isinstance(expected, int) and len(rows) != expected:
+        raise LancetError(f"{path}: {len(rows)} rows where {Path(folder) / PARAMS_FILE} records {expected} segments "
+                          f"(cut or edited after extraction); rebuild it: {rebuild}")
+    recorded = entry.get("index_checksum")
+    if recorded is None:
+        if entry.get("checksum") is not None and str(path) not in _WARNED:
+            _WARNED.add(str(path))
+            print(f"warning: {path}: no checksum recorded for this index (a store written before index checksums): "
+                  f"unverified; run the extraction command again to record one", file=sys.stderr)
+        return rows
+    actual = f"{CHECKSUM_ALGORITHM}:{hashlib.new(CHECKSUM_ALGORITHM, data).hexdigest()}"
+    if actual != recorded:
+        raise LancetError(f"{path}: checksum mismatch (the index changed after extraction: {actual} != {recorded} in "
+                          f"{Path(folder) / PARAMS_FILE}); rebuild it: {rebuild}")
+    return rows
 
 
 def _marker(key: tuple, checksum: str) -> Path | None:
@@ -389,4 +427,6 @@ def condition_state(folder: Path, condition: str, record: dict[str, Any], finger
             verify_condition(folder, record, condition)
         except LancetError:
             return False, f"{npy.name} does not match its checksum (changed after extraction)"
+    if entry.get("index_checksum") not in (None, file_checksum(csv)):
+        return False, f"{csv.name} does not match its checksum (changed after extraction)"
     return True, ""

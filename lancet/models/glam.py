@@ -11,10 +11,13 @@ output), and a longer one is average-pooled to the expected grid after the convo
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lancet.core.checks import Range
 from lancet.models.layers import GMLPBlock, check_input, frame_mask
 from lancet.models.lancet import _check_sizes
 
@@ -68,7 +71,8 @@ class GLAM(nn.Module):
     ``n_freq`` >= 2; ``n_frames`` below 4 is raised to 4 (zero-padded). Options: ``ff_mult`` (4).
     """
 
-    def __init__(self, n_classes: int = 4, n_freq: int = 26, n_frames: int = 63, *, ff_mult: int = 4) -> None:
+    def __init__(self, n_classes: int = 4, n_freq: int = 26, n_frames: int = 63, *,
+                 ff_mult: Annotated[int, Range(1, 16)] = 4) -> None:
         super().__init__()
         _check_sizes("GLAM", n_classes, n_freq, n_frames, min_freq=2)
         self.n_classes, self.n_freq = n_classes, n_freq

@@ -9,9 +9,12 @@ change nothing; the original's unused output head (PReLU + 1x1 conv) is left out
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 from torch import nn
 
+from lancet.core.checks import Range
 from lancet.core.errors import LancetError
 from lancet.models.layers import (
     ATTENTION_PADDINGS,
@@ -94,14 +97,14 @@ class LANCET(nn.Module):
         n_freq: int = 128,
         n_frames: int = 201,
         *,
-        bn_chan: int = 64,
-        hid_chan: int = 128,
-        n_blocks: int = 5,
-        n_repeats: int = 3,
-        kernel_size: int = 3,
-        attn_kernels: tuple[int, ...] = (3, 5, 10),
-        se_reduction: int = 2,
-        attention_padding: str = "valid",
+        bn_chan: Annotated[int, Range(1, 1024)] = 64,
+        hid_chan: Annotated[int, Range(1, 4096)] = 128,
+        n_blocks: Annotated[int, Range(0, 16)] = 5,
+        n_repeats: Annotated[int, Range(0, 16)] = 3,
+        kernel_size: Annotated[int, Range(1, 255)] = 3,
+        attn_kernels: Annotated[tuple[int, ...], Range(1, 255)] = (3, 5, 10),
+        se_reduction: Annotated[int, Range(1, 64)] = 2,
+        attention_padding: Literal["valid", "same"] = "valid",
     ) -> None:
         super().__init__()
         _check_sizes("LANCET", n_classes, n_freq, n_frames)

@@ -1,7 +1,8 @@
 """The model registry: one :class:`ModelEntry` per model in ``MODELS``, and ``build_model``.
 
 Adding a model is one new file (its ``nn.Module``) plus one line in ``_ENTRIES``; the command line
-(``--models``, ``--model-options`` from the constructor's keyword arguments), training, checkpoints,
+(``--models``, ``--model-options`` from the constructor's keyword arguments, checked against their
+annotations: lancet.models.options), training, checkpoints,
 reports and ``predict.py`` enumerate ``MODELS`` and read entries when they are called, never names.
 """
 
@@ -16,6 +17,7 @@ from torch import nn
 from lancet.core.errors import LancetError
 from lancet.models.glam import GLAM
 from lancet.models.lancet import LANCET
+from lancet.models.options import OptionSpec, check_value, option_specs
 from lancet.models.tcnet import TCNet
 from lancet.ssl.heads import SuperbProbe, attentive_stats_head
 
@@ -78,6 +80,9 @@ def build_model(name: str, n_classes: int = 4, n_freq: int | None = None, n_fram
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise LancetError(f"{name}: unknown option(s) {', '.join(unknown)}; known options: {', '.join(allowed)}")
+    specs = model_option_specs(name)
+    for option, value in options.items():  # a checkpoint's or a caller's options, checked as the flags are
+        check_value(f"{name}: option {option}", specs[option], value)
     sizes = {"n_classes": n_classes}
     if n_freq is not None:
         sizes["n_freq"] = n_freq
@@ -116,36 +121,17 @@ def parse_option_value(text: str) -> Any:
     return text
 
 
-def _coerce(model: str, option: str, value: Any, default: Any) -> Any:
-    """Check ``value`` against the type of the option's default; ints pass where floats are expected."""
-    where = f"--model-options {model}.{option}"
-    if default is inspect.Parameter.empty or default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise LancetError(f"{where}: expects true or false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise LancetError(f"{where}: expects an integer, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise LancetError(f"{where}: expects a number, got {value!r}")
-        return float(value)
-    if isinstance(default, tuple):
-        return value if isinstance(value, tuple) else (value,)
-    if isinstance(default, str) and not isinstance(value, str):
-        raise LancetError(f"{where}: expects a word, got {value!r}")
-    return value
+def model_option_specs(name: str) -> dict[str, OptionSpec]:
+    """What each option of model ``name`` takes, from its constructor's annotations (lancet.models.options)."""
+    return option_specs(MODELS[name].factory, SIZE_ARGUMENTS)
 
 
 def parse_model_options(items: Sequence[str], models: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """``--model-options`` entries (``option=value`` or ``Model.option=value``) as options per model.
 
     An entry without a model name goes to every model of ``models`` (default: all) that has the
-    option. Unknown models or options, and values of the wrong type, are a one-line
-    :class:`LancetError` that lists the valid ones.
+    option. Unknown models or options, and values of the wrong type or out of the range the constructor's
+    annotation gives (:mod:`lancet.models.options`), are a one-line :class:`LancetError`.
 
     Example:
         >>> parse_model_options(["attention_padding=same", "GLAM.ff_mult=2"], ["LANCET", "GLAM"])
@@ -171,7 +157,8 @@ def parse_model_options(items: Sequence[str], models: Sequence[str] | None = Non
             raise LancetError(f"--model-options {item!r}: unknown option {option!r}; valid options: {valid}")
         value = parse_option_value(text)
         for m in targets:
-            out.setdefault(m, {})[option] = _coerce(m, option, value, model_option_defaults(m)[option])
+            out.setdefault(m, {})[option] = check_value(f"--model-options {m}.{option}", model_option_specs(m)[option],
+                                                        value)
     return out
 
 

@@ -9,9 +9,12 @@ spec describes (the original's executed definition returns it without the residu
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
+from lancet.core.checks import Range
 from lancet.models.layers import apply_mask, check_input, frame_mask, masked_mean, same_pad_1d
 from lancet.models.lancet import _check_sizes
 
@@ -66,9 +69,9 @@ class TCNet(nn.Module):
         n_freq: int = 26,
         n_frames: int = 63,
         *,
-        kernel_sizes: tuple[int, ...] = (3, 5, 9),
-        hid_channels: int | None = None,
-        fc_hidden: int = 128,
+        kernel_sizes: Annotated[tuple[int, ...], Range(1, 255)] = (3, 5, 9),
+        hid_channels: Annotated[int | None, Range(1, 4096)] = None,
+        fc_hidden: Annotated[int, Range(1, 4096)] = 128,
         residual: bool = True,
     ) -> None:
         super().__init__()

@@ -38,12 +38,14 @@ from lancet.core.atomic import atomic_path, read_csv, remove_stale_temporaries, 
 from lancet.core.audio import SAMPLE_RATE, load_audio
 from lancet.core.checks import check_number, check_snrs
 from lancet.core.conditions import REVERB, condition_name, snr_name
-from lancet.core.errors import LancetError
+from lancet.core.errors import LancetError, printable
 from lancet.core.locking import output_lock
 from lancet.core.manifest import Utterance
-from lancet.core.paths import inside
+from lancet.core.paths import check_outside, inside
 from lancet.core.workers import available_cpus, imap
-from lancet.corpora.layout import AUGMENT_CONFIG, AUGMENTED_MANIFEST, corpus_root, output_path, release_layout
+from lancet.corpora.layout import (
+    AUGMENT_CONFIG, AUGMENTED_MANIFEST, corpus_folders, corpus_root, output_path, release_layout,
+)
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
 from lancet.noise.augment_worker import Task, init_inline, init_worker, run_task
@@ -170,7 +172,7 @@ def copy_label_files(iemocap_dir: Path, condition_dirs: Iterable[Path]) -> int:
 
 
 def _print(msg: str) -> None:
-    print(msg, flush=True)
+    print(printable(msg), flush=True)  # a noise or corpus file name with a newline must not split a line
 
 
 def validate_config(config: AugmentConfig) -> None:
@@ -183,6 +185,15 @@ def validate_config(config: AugmentConfig) -> None:
     check_number("crossfade_s", config.crossfade_s, minimum=0.0, maximum=1.0)
 
 
+def input_folders(utterances: Sequence[Utterance], config: AugmentConfig) -> list[tuple[str, Path | None]]:
+    """What augmentation reads: the corpus (release folder and audio), the noise and RIR recordings. Its
+    output inside any of them would write into a corpus (and noise written among the noise would be read
+    back as noise by the next run)."""
+    return [("the original corpus folder", config.iemocap_dir), *corpus_folders(u.path for u in utterances),
+            ("the noise folder", config.noise_dir), ("the RIR folder", config.rir_dir),
+            ("the shared noise folder", config.shared_noise_dir)]
+
+
 def augment(utterances: Sequence[Utterance], config: AugmentConfig, log=_print) -> AugmentSummary:
     """Write the augmented tree and manifest for ``utterances`` (see the module docstring); resumable.
 
@@ -190,6 +201,7 @@ def augment(utterances: Sequence[Utterance], config: AugmentConfig, log=_print) 
     read, merged and written by one run at a time, and a second run stops (or waits with ``wait``).
     """
     validate_config(config)
+    check_outside(config.out, "--out", input_folders(utterances, config))  # before the lock makes the folder
     with output_lock(Path(config.out).resolve(), wait=config.wait, log=log):
         return _augment_locked(utterances, config, log)
 
@@ -238,6 +250,9 @@ def _check_run(utterances: Sequence[Utterance], config: AugmentConfig) -> None:
             raise LancetError(f"unknown noise type {nt!r} (choose from {', '.join(NOISE_TYPES)})")
     if config.noise_dir is not None and not Path(config.noise_dir).is_dir():
         raise LancetError(f"{config.noise_dir}: noise folder not found")
+    if not any(Path(u.path).is_file() for u in utterances):  # else every task is skipped, and exit 0
+        raise LancetError(f"none of the manifest's {len(utterances)} audio files exists (e.g. "
+                          f"{printable(utterances[0].path)}); moved or deleted? run the corpus's prepare script again")
     ids = [u.id for u in utterances]
     if len(set(ids)) != len(ids):
         dup = next(i for i, c in Counter(ids).items() if c > 1)
@@ -246,7 +261,7 @@ def _check_run(utterances: Sequence[Utterance], config: AugmentConfig) -> None:
 
 def _resolve_sources(config: AugmentConfig, log) -> dict[str, NoiseSource]:
     """Every noise type's source, each said in one line."""
-    sources = resolve_sources(config.noise_types, config.noise_dir, config.shared_noise_dir, log=log)
+    sources = resolve_sources(config.noise_types, config.noise_dir, config.shared_noise_dir, log=log, silent_ok=True)
     for nt, src in sources.items():
         log(f"{nt}: {src.description}")
     return sources

@@ -15,20 +15,25 @@ A type with none of the first three (white) is always generated (``generated:whi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from lancet.core.audio import SAMPLE_RATE
+from lancet.core.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
 from lancet.core.errors import LancetError
 from lancet.noise.babble import babble_for
 from lancet.noise.generators import MakeNoise
-from lancet.noise.mixing import noise_segment
+from lancet.noise.mixing import is_silent, noise_segment
 from lancet.noise.registry import NOISE_TYPES, NoiseType, noise_dir_layout
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
+#: Shortest recording that can be noise. A shorter one, looped under an utterance, repeats more than four
+#: times a second, which is heard as a flutter or a buzz rather than as noise, and the loop's 50 ms crossfade
+#: would take over a fifth of every repeat. A set none of whose recordings reaches it is refused.
+MIN_NOISE_S = 0.25
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_NOISE_DIR = REPO_ROOT.parent / "shared" / "data" / "noise"
@@ -74,8 +79,13 @@ def downloaded_noise_dir(noise_types) -> Path | None:
 
 def resolve_sources(noise_types, noise_dir: str | Path | None = None,
                     shared_dir: str | Path | None = SHARED_NOISE_DIR,
-                    log=print) -> dict[str, NoiseSource]:
-    """Decide the source of every noise type in ``noise_types`` and say plainly (through ``log``) what was chosen."""
+                    log=print, silent_ok: bool = False) -> dict[str, NoiseSource]:
+    """Decide the source of every noise type in ``noise_types`` and say plainly (through ``log``) what was chosen.
+
+    A set of recordings none of which can be used is refused, naming its folder (:func:`check_recordings`);
+    ``silent_ok``: a set whose every recording is silent is only warned about (the augmentation skips and
+    counts each of its mixtures, so it writes nothing for that noise type rather than a wrong number).
+    """
     noise_dir = Path(noise_dir) if noise_dir else None
     if noise_dir is None and (noise_dir := downloaded_noise_dir(noise_types)) is not None:
         log(f"note: no --noise-dir given; using the downloaded noise in {noise_dir}")
@@ -85,6 +95,8 @@ def resolve_sources(noise_types, noise_dir: str | Path | None = None,
         if nt not in NOISE_TYPES:
             raise ValueError(f"unknown noise type {nt!r} (known: {', '.join(NOISE_TYPES)})")
         out[nt] = _resolve(NOISE_TYPES[nt], noise_dir, shared_dir, log)
+        if out[nt].files:
+            check_recordings(out[nt], silent_ok, log)
     wanted = [nt for nt in noise_types if NOISE_TYPES[nt].noise_dir_folders]
     if noise_dir is not None and wanted and not any(
             src.kind in ("files", "talkers") and Path(src.files[0]).is_relative_to(noise_dir)
@@ -93,6 +105,38 @@ def resolve_sources(noise_types, noise_dir: str | Path | None = None,
                           f"{', '.join(wanted)}; expected sub-folders {noise_dir_layout(wanted, ', ')} "
                           f"holding wav/flac files")
     return out
+
+
+def check_recordings(source: NoiseSource, silent_ok: bool = False, log=print) -> None:
+    """Refuse (one line naming the folder) a set of recordings none of which can be noise: each unreadable or
+    implausible, shorter than :data:`MIN_NOISE_S`, or silent. With ``silent_ok``, a set whose every recording
+    is silent is only warned about.
+
+    It stops at the first usable recording, so a good set costs one header and one file; single bad files of
+    a usable set are skipped and counted where a mixture draws them, as before.
+    """
+    found: dict[str, int] = {}
+    example = ""
+    for f in source.files:
+        try:
+            sr, _, frames = audio_info(f)
+            if frames / sr < MIN_NOISE_S:
+                found[f"shorter than {MIN_NOISE_S} s"] = found.get(f"shorter than {MIN_NOISE_S} s", 0) + 1
+            elif is_silent(load_audio(f, sr)):
+                found["silent"] = found.get("silent", 0) + 1
+            else:
+                return
+        except AudioError as exc:
+            found["unreadable"] = found.get("unreadable", 0) + 1
+            example = example or f", e.g. {exc}"
+    folder = Path(os.path.commonpath(source.files)) if len(source.files) > 1 else Path(source.files[0]).parent
+    what = (f"{folder}: none of its {_files(source.files, f'{source.noise_type} recording')} can be noise ("
+            + ", ".join(f"{n} {why}" for why, n in found.items()) + f"{example})")
+    if silent_ok and found.get("silent") == len(source.files):
+        log(f"warning: {what}; every {source.noise_type} mixture will be skipped and counted")
+        return
+    raise LancetError(f"{what}; give recordings of real noise, at least {MIN_NOISE_S} s long (a shorter one, looped, "
+                      f"repeats audibly more than four times a second)")
 
 
 def describe_fallbacks(shared_dir: str | Path | None = SHARED_NOISE_DIR) -> str:

@@ -25,6 +25,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from lancet.core.checks import SNR_RANGE_DB, Range
 from lancet.core.classes import CLASS_MAPS as _CLASS_MAPS
 from lancet.core.device import AMP_MODES, DEVICES
 from lancet.core.errors import HelpFormatter, LancetError
@@ -50,36 +51,6 @@ DEFAULT_SEED = 987654
 RANDOM_SPLIT_STATE = 42          # random_state of the published stratified 80/10/10 split
 RANDOM_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 NORM_STATS_MAX_MB = 512.0        # normalisation statistics use at most this much training data (random subsample above)
-
-
-@dataclass(frozen=True)
-class Range:
-    """The values a numeric setting may take, and how an error names them.
-
-    Example:
-        >>> Range(0, 1, low_open=True).describe(), 0.0 in Range(0, 1, low_open=True)
-        ('in (0, 1]', False)
-    """
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    note: str = ""
-
-    def __contains__(self, value: float) -> bool:
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or (value < self.high if self.high_open else value <= self.high)
-
-    def describe(self) -> str:
-        if self.high is not None:
-            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-        elif self.low == 0 and self.low_open:
-            text = "positive"
-        else:
-            text = f"{'>' if self.low_open else '>='} {self.low:g}"
-        return f"{text} ({self.note})" if self.note else text
 
 
 POSITIVE = Range(0, low_open=True)
@@ -192,8 +163,8 @@ class TrainConfig:
     specaugment_freq_masks: int = opt(2, "frequency masks per segment", NOISE, valid=NON_NEGATIVE)
     specaugment_freq_width: float = opt(0.15, "widest frequency mask: a fraction of the bins if < 1, else bins", NOISE,
                                         valid=NON_NEGATIVE)
-    online_snr_low: float = opt(-5.0, "--train-on online: lowest SNR (dB)", NOISE)
-    online_snr_high: float = opt(20.0, "--train-on online: highest SNR (dB)", NOISE)
+    online_snr_low: float = opt(-5.0, "--train-on online: lowest SNR (dB)", NOISE, valid=Range(*SNR_RANGE_DB))
+    online_snr_high: float = opt(20.0, "--train-on online: highest SNR (dB)", NOISE, valid=Range(*SNR_RANGE_DB))
     online_noise_types: tuple[str, ...] = opt(online_default, "--train-on online: noise types", NOISE,
                                               choices=lambda: tuple(NOISE_TYPES))
     online_reverb_prob: float = opt(0.2, "--train-on online: probability of reverberating a mixture first", NOISE,

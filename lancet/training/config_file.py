@@ -50,6 +50,20 @@ def _fits(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
+class _RepeatedKey(Exception):
+    pass
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice: a hand-edited file would silently keep the last."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(key)
+        out[key] = value
+    return out
+
+
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """The settings of a saved ``config.json`` (field name -> value as JSON holds it), checked key by key.
 
@@ -59,10 +73,13 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise LancetError(f"--config {path}: not found (a run writes results/<run>/config.json)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+    try:  # -sig: an editor's byte-order mark is not an error
+        data = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_no_repeated_keys)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LancetError(f"--config {path}: not readable JSON ({str(exc).splitlines()[0]})") from None
+    except _RepeatedKey as exc:
+        raise LancetError(f"--config {path}: the setting {exc} is given twice (JSON keeps the last one silently); "
+                          f"keep one") from None
     if not isinstance(data, dict):
         raise LancetError(f"--config {path}: holds a {type(data).__name__}, not the object a run writes")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}

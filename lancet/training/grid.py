@@ -28,8 +28,9 @@ import torch
 
 from lancet.core.atomic import save_json
 from lancet.core.device import resolve_amp, resolve_device
-from lancet.core.errors import LancetError
+from lancet.core.errors import LancetError, printable
 from lancet.core.locking import output_lock
+from lancet.core.paths import check_outside
 from lancet.core.workers import WorkerDied, imap
 from lancet.corpora.standard_names import describe_noise_sources
 from lancet.models import build_model
@@ -44,7 +45,7 @@ from .identity import check_rerun, digest, run_identity
 from .noise_pools import NoisePools
 from .plan import Unit, plan_units, validate_config
 from .report import format_summary, write_summary
-from .stores import load_run_data
+from .stores import RunData, load_run_data
 from .unit import UnitRunner
 
 
@@ -65,6 +66,30 @@ def place_process(cfg: TrainConfig, dist: distributed.DistContext, device: torch
     return chosen, n_threads
 
 
+def check_models_build(cfg: TrainConfig, data: RunData) -> None:
+    """Build every model once for the store's segments with its options, on torch's meta device (nothing is
+    allocated), so that a constructor's refusal (an attention kernel longer than the segments) comes before any
+    unit trains, not after the first model's folds. Other errors are left to the unit that builds it for real."""
+    n_freq, n_frames = data.shape
+    for name in cfg.models:
+        try:
+            with torch.device("meta"):
+                build_model(name, len(data.class_names), n_freq, n_frames, **cfg.model_options.get(name, {}))
+        except LancetError:
+            raise
+        except Exception:  # noqa: BLE001 - a model that cannot be built on the meta device is built by its unit
+            pass
+
+
+def check_results_outside(cfg: TrainConfig, data: RunData) -> None:
+    """The run folder never lies inside a feature store the run reads (the training or the cross-corpus one)."""
+    stores = [("the feature store", data.store.folder)]
+    if cfg.test_features_dir:
+        stores.append(("the cross-corpus feature store", Path(cfg.test_features_dir) / cfg.features))
+    check_outside(cfg.results_dir, "--results-dir", stores)
+    check_outside(Path(cfg.results_dir) / cfg.run_name, "--run-name", stores)
+
+
 class GridRun(UnitRunner):
     """Plans the units of one configuration, runs the unfinished ones and writes the reports (module docstring)."""
 
@@ -80,12 +105,14 @@ class GridRun(UnitRunner):
         data = load_run_data(cfg)
         if cfg.test_features_dir:  # check the cross-corpus store now, not after hours of training
             open_test_store(cfg, data)
+        check_models_build(cfg, data)
         self.units = plan_units(cfg, data.folds, data.conditions)
         noise = NoisePools.load(cfg, data.conditions, {u.id for u in data.utterances}, data.store.params, log)
         # what the numbers will be computed from; the default run name carries its digest
         self.identity = run_identity(cfg, data.store, noise.source or None)
         if not cfg.run_name:
             cfg = dataclasses.replace(cfg, run_name=f"{cfg.resolved_run_name()}_{digest(self.identity)[:8]}")
+        check_results_outside(cfg, data)
         placed, self.threads = place_process(cfg, dist, device, threads)
         super().__init__(cfg, data, noise, Path(cfg.results_dir) / cfg.run_name, placed,
                          resolve_amp(cfg.amp, placed), dist, log, on_epoch_end, digest(self.identity))
@@ -162,7 +189,7 @@ class GridRun(UnitRunner):
         speaker_independent = cfg.protocol == "loso"
         table = format_summary(rows, speaker_independent)
         noise = describe_noise_sources(self.data.store.params.get("manifest"))  # real or generated noise
-        table = f"{noise}\n{table}" if noise else table
+        table = f"{printable(noise)}\n{table}" if noise else table  # folder names from the disk: one line
         paths: dict = {}
         if self.dist.is_main:
             missing = [u.key for u in self.units if not self.metrics_path(u).is_file()]

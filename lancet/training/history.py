@@ -21,7 +21,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from lancet.core.atomic import read_csv, save_csv
+from lancet.core.atomic import read_csv
+from lancet.core.csv_safe import save_safe_csv
 
 HISTORY_DIR = "history"
 HISTORY_FIELDS = ["epoch", "loss", "lr", "val_wa", "val_ua", "val_score", "seconds"]
@@ -47,7 +48,7 @@ def history_fields(history: Sequence[dict]) -> list[str]:
 
 def write_history(path: str | os.PathLike, history: Sequence[dict]) -> None:
     """Rewrite ``path`` atomically with one row per epoch record."""
-    save_csv(path, history, history_fields(history))
+    save_safe_csv(path, history, history_fields(history))
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, float]]:

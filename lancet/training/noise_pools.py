@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from lancet.core.atomic import read_csv, save_json
+from lancet.core.manifest import refuse_duplicates
 from lancet.core.conditions import CLEAN, REVERB, parse_condition
-from lancet.core.errors import LancetError
+from lancet.core.errors import LancetError, printable
 from lancet.corpora.layout import AUGMENTED_MANIFEST
 from lancet.corpora.standard_names import augmented_manifest_of
 from lancet.noise.pools import NoiseSplit, assert_unseen, entry_pool, split_by_type
@@ -83,6 +84,9 @@ class NoisePools:
         rows = read_csv(path)
         if rows and not {"id", "condition", "noise_type", "noise_file"} <= set(rows[0]):
             raise LancetError(f"{path}: not an augmented manifest (needs id, condition, noise_type, noise_file)")
+        # one mixture twice, with two noise files, would put it in whichever pool the last row says
+        refuse_duplicates(path, rows, lambda r: (r["id"], r["condition"]), "utterance {} under condition {}",
+                          "one mixture with two noise records")
         described = {r["condition"] for r in rows}
         unknown = [c for c in recorded if c not in described]
         if unknown or (rows and not ids & {r["id"] for r in rows}):
@@ -98,7 +102,8 @@ class NoisePools:
         log(f"noise recordings split into training/test pools from {path} (seed {cfg.noise_split_seed}, "
             f"test fraction {cfg.noise_test_fraction}); every model is tested on test-pool recordings only:")
         for nt, sp in splits.items():
-            log(f"  {nt}: {sp.describe()}; test: {', '.join(sp.test[:6])}{' ...' if len(sp.test) > 6 else ''}")
+            shown = printable(", ".join(sp.test[:6])) + (" ..." if len(sp.test) > 6 else "")  # names from the disk
+            log(f"  {nt}: {sp.describe()}; test: {shown}")
         return pools
 
     def ids(self, conditions: Iterable[str], ids: frozenset[str], pool: str) -> frozenset[str] | dict[str, frozenset[str]]:

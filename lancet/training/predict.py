@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from lancet.core.audio import load_audio
 from lancet.core.audio_stream import AUDIO_SUFFIXES, BLOCK_S, open_audio_stream
+from lancet.core.checks import check_number
 from lancet.core.errors import LancetError
 from lancet.features.compute import compute_features
 from lancet.features.params import params_from_record
@@ -32,7 +33,7 @@ from .ensemble import Ensemble, load_ensemble
 from .prediction_table import check_out_path, write_predictions
 from .predictor import OLD_FORMAT, Predictor, load_predictor  # noqa: F401 (the module's API)
 from .recording import BATCH_SEGMENTS, label_recording, passes
-from .timeline import plot_timeline, timeline_geometry, timeline_stem, write_timeline_csv
+from .timeline import MAX_WINDOW_S, plot_timeline, timeline_geometry, timeline_stem, write_timeline_csv
 
 
 def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -151,6 +152,10 @@ def run_predictions(checkpoints: Sequence[str | os.PathLike], inputs: Sequence[s
                     window_s: float | None = None, hop_s: float | None = None, block_s: float = BLOCK_S,
                     progress: bool = True, log: Callable[[str], None] = print) -> list[dict]:
     """``predict.py`` end to end: label, print the table, write ``--out`` and the timelines."""
+    if timeline_dir is None and (window_s is not None or hop_s is not None):
+        raise LancetError("--window-s/--hop-s shape the windows of --timeline only (a file's label always pools the "
+                          "training segments); add --timeline, or leave them out")
+    check_number("--block-s", block_s, above=0, maximum=MAX_WINDOW_S)
     if out is not None:
         check_out_path(out)  # before hours of work, not after
     ens = load_ensemble(checkpoints, model, device)

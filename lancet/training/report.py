@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from lancet.core.atomic import atomic_path, save_csv, save_json
+from lancet.core.atomic import atomic_path, save_json
+from lancet.core.csv_safe import save_safe_csv
 
 from lancet.core.conditions import condition_sort_key, parse_condition
 
@@ -47,7 +48,7 @@ def write_records(path_stem: Path, records: list[dict], class_names: Sequence[st
         for name, value in zip(class_names, r.get("recall", [])):
             row[f"recall_{name}"] = value
         rows.append(row)
-    save_csv(path_stem.with_suffix(".csv"), rows, record_fields(class_names))
+    save_safe_csv(path_stem.with_suffix(".csv"), rows, record_fields(class_names))
 
 
 def _pct(mean: float, std: float) -> str:
@@ -166,7 +167,7 @@ def write_summary(run_dir: Path, records: list[dict], rows: list[dict], class_na
     write_records(run_dir / "metrics_all", records, class_names)
     paths["records"] = run_dir / "metrics_all.csv"
     save_json(run_dir / "summary.json", {"speaker_independent": speaker_independent, "rows": rows})
-    save_csv(run_dir / "summary.csv", rows, SUMMARY_FIELDS)
+    save_safe_csv(run_dir / "summary.csv", rows, SUMMARY_FIELDS)  # a spreadsheet never runs a cell
     paths["summary"] = run_dir / "summary.csv"
     plots = run_dir / "plots"
     kind = "speaker-independent" if speaker_independent else "speaker-dependent"

@@ -45,6 +45,10 @@ class TimelineRow:
         return 0.5 * (self.start_s + self.end_s)
 
 
+#: Longest timeline window or hop (one hour, the extraction's longest segment): a window is held whole.
+MAX_WINDOW_S = 3600.0
+
+
 def timeline_geometry(seg: SegmentParams, window_s: float | None = None, hop_s: float | None = None) -> SegmentParams:
     """The windows of a timeline: ``window_s`` / ``hop_s``, by default the training segment's.
 
@@ -58,6 +62,8 @@ def timeline_geometry(seg: SegmentParams, window_s: float | None = None, hop_s: 
     for flag, value in (("--window-s", window), ("--hop-s", hop)):
         if not (math.isfinite(value) and value > 0) or round(value * seg.sample_rate) < 1:
             raise LancetError(f"{flag} {value:g}: must be a positive number of seconds")
+        if value > MAX_WINDOW_S:  # a window is held in memory whole: 1e9 s would ask for 58 TiB
+            raise LancetError(f"{flag} {value:g}: must be at most {MAX_WINDOW_S:g} s")
     return SegmentParams(segment_s=window, hop_s=hop, tail_min_s=seg.tail_min_s, short="pad",
                          sample_rate=seg.sample_rate)
 
