@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -324,7 +325,6 @@ def emodb_pipeline(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_emodb_pipeline_end_to_end_seven_classes(emodb_pipeline):
-    import json
 
     import torch
 
@@ -404,7 +404,6 @@ def tiny_store(tmp: Path, name: str, classes: dict[str, float], speakers: int, s
 
 
 def test_cross_corpus_every_fold_model_on_the_other_corpus(tmp_path, capsys):
-    import json
 
     from lancet.training.config import TrainConfig
     from lancet.training.grid import run_training

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -408,7 +409,6 @@ def test_every_kind_has_its_script_and_default_shape():
 
 def test_a_registered_kind_is_seen_everywhere(monkeypatch):
     """One entry (plus its parameters) makes a kind: params, flags, shapes, rebuild command, --features."""
-    import dataclasses
 
     from lancet.features import FEATURE_SHAPES, KINDS, FeatureKind, MelParams
     from lancet.features.cli import build_parser

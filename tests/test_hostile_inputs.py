@@ -4,8 +4,10 @@ before anything wrong is written, never answered with a number."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import struct
 import subprocess
 import sys
 import typing
@@ -119,7 +121,6 @@ def test_prepared_manifest_inside_the_corpus_folder_is_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- 2 audio that no recording is
 def _header_edit(path: Path, offset: int, fmt: str, value: int) -> Path:
-    import struct
 
     data = bytearray(path.read_bytes())
     struct.pack_into(fmt, data, offset, value)
@@ -523,7 +524,6 @@ def test_bad_model_options_never_reach_torch_through_the_script_the_config_or_a_
 
 # ----------------------------------------------------------------------------- 7 names made to break tables
 def test_report_csvs_never_run_a_cell_as_a_formula(tmp_path):
-    import csv
 
     from lancet.training.grid import run_training
 

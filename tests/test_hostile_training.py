@@ -3,6 +3,8 @@ short audio at prediction time, read-only feature folders, splits without a clas
 
 from __future__ import annotations
 
+import csv
+import json
 import pickle
 import random
 import subprocess
@@ -244,8 +246,6 @@ def test_missing_class_warnings_per_split():
 def test_training_warns_on_missing_class_and_keeps_norm_stats_when_features_are_read_only(tmp_path, monkeypatch):
     """Session 1 has no 'sad' utterance (relabelled to an unused class): fold1 tests without it. The
     features folder refuses writes (CI runs as root, where chmod stops nothing: monkeypatched)."""
-    import csv
-    import json
 
     import lancet.training.unit as runner
     from lancet.training.grid import run_training

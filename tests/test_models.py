@@ -7,6 +7,7 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -313,11 +314,9 @@ def test_models_py_reexports() -> None:
 
 # ---------------------------------------------------------------- the published channel attention
 
-def _gate_by_hand(att, x, length=None) -> "np.ndarray":
+def _gate_by_hand(att, x, length=None) -> np.ndarray:
     """The published attention gate with numpy loops: unpadded depthwise convolutions, mean over the
     T - k + 1 windows (only windows inside the first ``length`` frames), ReLU, fuse, SE bottleneck."""
-    import numpy as np
-
     x = x.detach().double().numpy()
     C, T = x.shape
     length = T if length is None else length
@@ -337,7 +336,6 @@ def _gate_by_hand(att, x, length=None) -> "np.ndarray":
 
 
 def test_attention_gate_matches_hand_computation_of_published_layer() -> None:
-    import numpy as np
     from lancet.models.layers import MultiscaleChannelAttention, frame_mask
 
     att = MultiscaleChannelAttention(6).eval()  # kernels 3, 5, 10, unpadded by default

@@ -3,6 +3,7 @@ the noise-file train/test split, fold-safe babble and on-the-fly augmentation.""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 
@@ -303,7 +304,6 @@ def test_online_babble_refuses_a_test_speaker(online_corpus):
 
 
 def test_online_features_equal_stored_features(online_corpus, tmp_path):
-    import csv
 
     from lancet.core.audio import write_wav
     from lancet.features import extract_features, open_features
@@ -373,7 +373,6 @@ def test_online_clean_share_keeps_utterances_untouched(online_corpus):
 @pytest.fixture(scope="module")
 def ambient_store(tmp_path_factory):
     """A synthetic store with clean + ambient_0dB, and an augmented manifest naming each mixture's recording."""
-    import csv
 
     from test_training import make_store
 
@@ -472,7 +471,6 @@ def test_online_training_end_to_end_on_the_demo_corpus(tmp_path):
     assert "training-pool files" in log and "fold training speakers only" in log
     assert (run_dir / "checkpoints" / "TCNet" / "train-online" / "seed987654" / "fold1" / "best.pt").is_file()
     # prediction from a wav applies the checkpoint's --norm exactly as evaluation on the stored features did
-    import csv
 
     from lancet.features import open_features
     from lancet.training.data import StoreView, build_table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -131,7 +132,6 @@ def test_a_second_run_into_a_locked_results_folder_stops_or_waits(store, tmp_pat
 
 
 def test_a_rerun_with_other_model_options_is_refused(finished_run):
-    import dataclasses
 
     cfg, _, _ = finished_run
     logs: list[str] = []

@@ -3,6 +3,7 @@ same batches, same loss trajectory, compiled or not, with no recompilation after
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -94,7 +95,6 @@ def test_segment_predictor_equals_the_plain_evaluation(backend):
 
 def test_compiled_run_evaluates_the_test_conditions_like_the_plain_run(tmp_path, monkeypatch):
     """--compile on: the test conditions go through the compiled predictor and give the plain metrics."""
-    import dataclasses
 
     from lancet.training.grid import GridRun as Trainer, run_training
     from test_training import cfg_for, make_store
@@ -196,7 +196,6 @@ def test_cuda_graphs_step_matches_plain_loop(model_name, shape, tmp_path, monkey
 
 def test_parser_is_generated_from_train_config():
     """Every TrainConfig field is a flag with the field's default; parsing nothing gives TrainConfig()."""
-    import dataclasses
 
     from lancet.training.config import TrainConfig, build_parser, config_from_args
 

@@ -17,6 +17,7 @@ from typing import Callable, Hashable, Iterable, Mapping, Sequence
 from lancet.core.atomic import read_csv, save_csv
 from lancet.core.audio import SAMPLE_RATE
 from lancet.core.classes import CLASS_NAME, CLASSES, ordered_classes
+from lancet.core.conditions import CLEAN
 from lancet.core.errors import LancetError, printable
 from lancet.core.paths import is_safe_component
 
@@ -128,6 +129,25 @@ def refuse_duplicates(path: str | os.PathLike, rows: Sequence[Mapping[str, str]]
             raise LancetError(f"{path}: lines {seen[k]} and {line_no} both hold {shown} ({why}); "
                               f"keep one of them")
         seen[k] = line_no
+
+
+def audio_paths(manifest: str | os.PathLike, hint: str) -> dict[tuple[str, str], str]:
+    """``(condition, id) -> wav path`` of a combined manifest (PIPELINE.md step 3); a corpus manifest without a
+    ``condition`` column holds the clean audio only. Relative paths are read from the manifest's folder, where
+    the steps that write them put them. ``hint`` says in the missing-file error what needs the audio.
+    """
+    path = Path(manifest)
+    if not path.is_file():
+        raise LancetError(f"{path}: audio manifest not found ({hint})")
+    rows = read_csv(path)
+    if not rows or "id" not in rows[0] or "path" not in rows[0]:
+        raise LancetError(f"{path}: not a manifest with 'id' and 'path' columns")
+    base = path.resolve().parent
+    out = {}
+    for r in rows:
+        p = Path(r["path"])
+        out[(r.get("condition") or CLEAN, r["id"])] = str(p if p.is_absolute() else base / p)
+    return out
 
 
 def count_table(utterances: list[Utterance], column: str = "S") -> str:

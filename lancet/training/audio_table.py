@@ -15,14 +15,11 @@ Online mixtures are held in memory as made (:mod:`lancet.training.online_feature
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from lancet.core.atomic import read_csv
 from lancet.core.audio import SAMPLE_RATE, audio_info, load_audio
-from lancet.core.conditions import CLEAN
 from lancet.core.errors import LancetError
 from lancet.ssl.batching import plan_batches
 
@@ -100,24 +97,6 @@ class AudioTable(SegmentTable):
 
     def sample(self, max_bytes: float, rng: np.random.Generator):  # pragma: no cover - guarded by the trainer
         raise LancetError("audio has no normalisation statistics: the upstream normalises its own input")
-
-
-def audio_paths(manifest: str | Path) -> dict[tuple[str, str], str]:
-    """``(condition, id) -> wav path`` of a combined manifest (PIPELINE.md step 3); a corpus manifest without a
-    ``condition`` column holds the clean audio only."""
-    path = Path(manifest)
-    if not path.is_file():
-        raise LancetError(f"{path}: audio manifest not found (--finetune reads every condition's wavs from it: "
-                          f"pass --audio-manifest)")
-    rows = read_csv(path)
-    if not rows or "id" not in rows[0] or "path" not in rows[0]:
-        raise LancetError(f"{path}: not a manifest with 'id' and 'path' columns")
-    base = path.resolve().parent
-    out = {}
-    for r in rows:
-        p = Path(r["path"])
-        out[(r.get("condition") or CLEAN, r["id"])] = str(p if p.is_absolute() else base / p)
-    return out
 
 
 def build_audio_table(view: StoreView, conditions: Sequence[str], utt_ids, class_to_label: Mapping[str, int],

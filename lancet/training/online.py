@@ -34,15 +34,14 @@ import concurrent.futures as cf
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from lancet.core.atomic import read_csv
 from lancet.core.audio import SAMPLE_RATE, load_audio
 from lancet.core.conditions import CLEAN
 from lancet.core.errors import LancetError
+from lancet.core.manifest import audio_paths
 from lancet.noise import babble as babble_mod
 from lancet.noise import reverb as reverb_mod
 from lancet.noise.mixing import CROSSFADE_S, SilentSignalError, is_silent, mix_at_snr
@@ -125,22 +124,11 @@ class Mixture:
 
 def clean_audio_paths(manifest: str | os.PathLike) -> dict[str, str]:
     """``id -> wav path`` of the clean utterances of a combined manifest (PIPELINE.md step 3) or corpus manifest."""
-    path = Path(manifest)
-    if not path.is_file():
-        raise LancetError(f"{path}: audio manifest not found (--train-on online, the default, needs the clean audio: "
-                          f"pass --audio-manifest, or {AUDIO_HINT})")
-    rows = read_csv(path)
-    if not rows or "id" not in rows[0] or "path" not in rows[0]:
-        raise LancetError(f"{path}: not a manifest with 'id' and 'path' columns")
-    base = path.resolve().parent
-    out = {}
-    for r in rows:
-        if r.get("condition", CLEAN) != CLEAN:
-            continue
-        p = Path(r["path"])
-        out[r["id"]] = str(p if p.is_absolute() else base / p)
+    out = {utt: p for (condition, utt), p in audio_paths(
+        manifest, f"--train-on online, the default, needs the clean audio: pass --audio-manifest, or {AUDIO_HINT}"
+    ).items() if condition == CLEAN}
     if not out:
-        raise LancetError(f"{path}: no clean rows")
+        raise LancetError(f"{manifest}: no clean rows")
     return out
 
 

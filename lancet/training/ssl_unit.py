@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from lancet.core.errors import LancetError
+from lancet.core.manifest import audio_paths
 from lancet.ssl import Upstream, UpstreamClassifier
 
-from .audio_table import audio_paths, build_audio_table
+from .audio_table import build_audio_table
 from .config import TrainConfig
 from .data import SegmentTable, StoreView, build_table
 from .online_features import AudioUnits, UtteranceStatistics
@@ -81,7 +82,7 @@ class SslParts:
             return build_table(view, conditions, ids, class_to_label, ram_budget_bytes)
         manifest = self.manifest(record)
         if manifest not in self._paths:
-            self._paths[manifest] = audio_paths(manifest)
+            self._paths[manifest] = audio_paths(manifest, "--finetune reads every condition's wavs from it: pass --audio-manifest")
         return build_audio_table(view, conditions, ids, class_to_label, self._paths[manifest], manifest,
                                  ram_budget_bytes, self.cfg.audio_batch_seconds)
 
