@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Train and evaluate LANCET / GLAM / TC-Net or heads over a self-supervised upstream (speaker-independent by default).
 
-    python train_LANCET.py                                  # LOSO, mel, all three models, fresh noise every epoch
+    python train_LANCET.py                                  # LOSO, mel, all three models, clean + fresh noise
+    python train_LANCET.py --no-online-paired               # one noisy copy per epoch, no clean view (half the cost)
     python train_LANCET.py --train-on clean                 # clean speech only (features alone, no audio needed)
     python train_LANCET.py --models LANCET --folds 1 2 --epochs 5
     python train_LANCET.py --protocol random --seeds 1 2 3  # the published split (speaker-dependent)

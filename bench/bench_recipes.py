@@ -29,8 +29,8 @@ from lancet.training.grid import run_training  # noqa: E402
 #: name -> the settings that make the recipe (everything else as TrainConfig's defaults)
 RECIPES = {
     "clean": dict(train_on="clean"),
-    "online": dict(train_on="online"),
-    "online, 2 copies": dict(train_on="online", online_copies=2),
+    "online": dict(train_on="online", online_paired=False),
+    "online, 2 copies": dict(train_on="online", online_paired=False, online_copies=2),
     "paired": dict(train_on="online", online_paired=True),
     "paired + JS": dict(train_on="online", online_paired=True, consistency="js"),
 }

@@ -263,6 +263,7 @@ def _augmenter(online_corpus, noise_types=("babble", "ambient", "white"), reverb
     utts, noise = online_corpus
     train = [u for u in utts if u.session in (1, 2)]
     record = params_record(make_params("mfcc"), SegmentParams(), "float32")
+    kw.setdefault("paired", False)  # one noisy view per segment unless a test asks for the paired table
     settings = OnlineSettings(noise_types=noise_types, reverb_prob=reverb_prob, noise_dir=str(noise),
                               shared_noise_dir=None, **kw)
     return OnlineAugmenter([TrainUtterance(u.id, u.path, u.speaker, 0) for u in train],

@@ -310,11 +310,11 @@ class PlainEpochs:
         views = self.train.views  # > 1: each batch takes its segments in every view (online paired views)
         batches = self.train.plan_batches(s.batch_size, True, self.rng,
                                           min_last=2 * (self.ddp.world_size if self.ddp else 1))  # batch norm: 2 rows
-        if views > 1:
-            batches = [view_rows(b, len(self.train) // views, views) for b in batches]
         global_sizes = None
         if self.ddp:  # this rank's shard of each global batch (the recipe's batch size stays global)
             batches, global_sizes = distributed.ddp_batches(batches, self.ddp)
+        if views > 1:  # after sharding, so that every view of a segment is on the rank that trains it
+            batches = [view_rows(b, len(self.train) // views, views) for b in batches]
         total_loss, seen = torch.zeros((), device=device), 0
         bar = _bar(len(batches), desc, s)
         workers = prefetch_workers(s.workers, self.train, device)

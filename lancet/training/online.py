@@ -83,7 +83,7 @@ class OnlineSettings:
         return cls(snr_low=cfg.online_snr_low, snr_high=cfg.online_snr_high, noise_types=tuple(cfg.online_noise_types),
                    reverb_prob=cfg.online_reverb_prob, clean_prob=cfg.online_clean_prob, noise_dir=cfg.noise_dir,
                    rir_dir=cfg.rir_dir, split_seed=cfg.noise_split_seed, test_fraction=cfg.noise_test_fraction,
-                   copies=cfg.online_copies, paired=cfg.online_paired)
+                   copies=cfg.online_copies, paired=cfg.paired_views)
 
     def check(self) -> None:
         if not self.snr_low <= self.snr_high:

@@ -60,16 +60,15 @@ def validate_config(cfg: TrainConfig) -> None:
                            ("--audio-manifest", cfg.audio_manifest)):
             if path and not Path(path).exists():
                 raise LancetError(f"{flag} {path}: not found")
-    if (cfg.online_copies > 1 or cfg.online_paired) and cfg.train_on != "online":
-        raise LancetError(f"--online-copies/--online-paired: they shape --train-on online's epochs, not "
-                          f"--train-on {cfg.train_on}")
-    if cfg.consistency != "off" and not cfg.online_paired:
-        raise LancetError(f"--consistency {cfg.consistency}: needs --online-paired (a clean and a noisy view of "
-                          f"every segment in each batch)")
-    if cfg.online_paired and cfg.online_clean_prob > 0:
-        raise LancetError("--online-clean-prob: with --online-paired every segment is seen clean already; leave it 0")
-    if cfg.online_paired and cfg.ddp:
-        raise LancetError("--online-paired: not with --ddp (a batch's views must stay on one rank)")
+    if cfg.online_copies > 1 and cfg.train_on != "online":
+        raise LancetError(f"--online-copies: it shapes --train-on online's epochs, not --train-on {cfg.train_on}")
+    if cfg.consistency != "off" and not cfg.paired_views:
+        raise LancetError(f"--consistency {cfg.consistency}: needs paired views (--train-on online with "
+                          f"--online-paired, the default, and no --finetune): a clean and a noisy view of every "
+                          f"segment in each batch")
+    if cfg.paired_views and cfg.online_clean_prob > 0:
+        raise LancetError(f"--online-clean-prob {cfg.online_clean_prob:g}: paired views (the default) show every "
+                          f"segment clean already; pass --no-online-paired to keep a share of utterances clean instead")
     if cfg.noise_manifest and not Path(cfg.noise_manifest).is_file():
         raise LancetError(f"--noise-manifest {cfg.noise_manifest}: not found (the augmented_manifest.csv of "
                           f"datasets/augment_IEMOCAP.py)")
@@ -113,8 +112,8 @@ def validate_kind(cfg: TrainConfig) -> None:
     if cfg.ddp:
         raise LancetError("--ddp: not with --finetune; train the units side by side instead (--jobs, or torchrun "
                           "without --ddp)")
-    if cfg.online_paired or cfg.online_copies > 1:
-        raise LancetError("--online-copies/--online-paired: --finetune trains on one fresh noisy copy per epoch")
+    if cfg.online_copies > 1:
+        raise LancetError("--online-copies: --finetune trains on one fresh noisy copy per epoch")
 
 
 def _check_takes_statistics(name: str) -> None:

@@ -104,7 +104,8 @@ class UnitRunner:
         ckpt_dir = self.ckpt_dir(unit)
         hook = None if self.on_epoch_end is None else (lambda epoch: self.on_epoch_end(unit, epoch))
         desc = f"{unit.model} {unit.fold.name} {unit.tag} seed {unit.seed}"
-        self.log(f"[{desc}] {len(train)} training / {len(val)} validation segments "
+        views = f" x {train.views} views (clean and noisy)" if train.views > 1 else ""
+        self.log(f"[{desc}] {len(train) // train.views} training{views} / {len(val)} validation segments "
                  f"({'in RAM' if train.in_ram else 'memory-mapped'}), device {self.device}"
                  + (f" autocast {str(self.amp_dtype).removeprefix('torch.')}" if self.amp_dtype else ""))
         curves = self.epoch_log(unit, writes=self.dist.is_main or not together)
