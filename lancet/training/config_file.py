@@ -26,7 +26,7 @@ from .config import TrainConfig, _flag_type, default_of
 
 #: What a run writes into config.json besides its settings (TrainConfig.to_json and GridRun._start).
 RUN_FACTS = frozenset({"speaker_independent", "split_warnings", "amp_dtype", "conditions", "folds_run",
-                       "class_names", "feature_shape", "world_size", "identity", "identity_digest"})
+                       "class_names", "feature_shape", "world_size", "identity", "identity_digest", "paired_views"})
 #: Settings config.json holds as resolved for the run that wrote it; a rerun resolves them afresh.
 RESOLVED_SETTINGS = frozenset({"run_name", "device"})
 CONFIG_HELP = ("load every setting from a run's config.json (results/<run>/config.json); flags given beside it "
