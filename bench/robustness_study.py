@@ -23,7 +23,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+
+matplotlib.use("Agg")   # figures go to files: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -170,10 +174,6 @@ def targets(model: str, runs: dict[str, Run], references: dict[str, Run]) -> str
 
 def plot(path: Path, runs: dict[str, Run], models: list[str]) -> None:
     """UA against SNR: one row of panels per model, one panel per noise type, one line per run."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     noises = sorted({parse_condition(r["condition"])[0] for run in runs.values() for r in run.records
                      if parse_condition(r["condition"])[1] is not None})
     fig, axes = plt.subplots(len(models), len(noises), figsize=(4.2 * len(noises), 3.3 * len(models)), sharey=True,
