@@ -2,7 +2,7 @@
 """Tables, targets, timing and the accuracy-against-SNR plot of a robustness study (docs/ROBUSTNESS.md).
 
     python bench/robustness_study.py --results /tmp/study/results mfcc_clean50 mfcc_online50 ... \
-        [--reference mfcc_clean50 mel_clean50] [--plot docs/robustness_snr.png --plot-models LANCET GLAM]
+        [--reference mfcc_clean50 mel_clean50] [--seeds 1] [--plot docs/robustness_snr.png --plot-models LANCET GLAM]
 
 Reads every finished unit's records (``<run>/metrics/*.json``), so it works on a study still running.
 Prints, per model, one markdown table: conditions down, runs across, utterance-level UA in % as
@@ -49,14 +49,17 @@ class Run:
     epoch_seconds: dict[str, list[float]]   # model -> seconds of every epoch of every unit
 
 
-def load_run(folder: Path) -> Run:
+def load_run(folder: Path, seeds: list[int] | None = None) -> Run:
+    """The run's finished records (only those of ``seeds`` when given) and its training epochs' seconds."""
     records = []
     for path in sorted((folder / "metrics").glob("*.json")):
-        records.extend(json.loads(path.read_text()))
+        records.extend(r for r in json.loads(path.read_text()) if seeds is None or int(r["seed"]) in seeds)
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
     seconds: dict[str, list[float]] = {}
     for path in sorted((folder / "history").glob("*.csv")):
         model = path.name.split("__", 1)[0]
+        if seeds is not None and not any(f"__seed{seed}__" in path.name for seed in seeds):
+            continue
         seconds.setdefault(model, []).extend(float(r["seconds"]) for r in read_csv(path) if r.get("seconds"))
     return Run(folder.name, records, str(config.get("features", "?")), seconds)
 
@@ -211,6 +214,8 @@ def main() -> int:
     p.add_argument("runs", nargs="+", help="run names (folders under --results)")
     p.add_argument("--results", required=True, help="results folder of the study")
     p.add_argument("--models", nargs="+", default=["LANCET", "TCNet", "GLAM"])
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="pool only these seeds' units (to hold runs with different seeds on the same units)")
     p.add_argument("--plot", help="write the accuracy-against-SNR plot of --plot-models here (PNG)")
     p.add_argument("--plot-models", nargs="+", default=["LANCET"], help="models in the plot, one row each")
     p.add_argument("--reference", nargs="+", default=[],
@@ -221,7 +226,7 @@ def main() -> int:
         folder = Path(args.results) / name
         if not folder.is_dir():
             raise LancetError(f"{folder}: no such run folder")
-        runs[name] = load_run(folder)
+        runs[name] = load_run(folder, args.seeds)
     missing = [r for r in args.reference if r not in runs]
     if missing:
         raise LancetError(f"--reference {missing[0]}: name it among the runs too")
