@@ -2,7 +2,7 @@
 """Tables, targets, timing and the accuracy-against-SNR plot of a robustness study (docs/ROBUSTNESS.md).
 
     python bench/robustness_study.py --results /tmp/study/results mfcc_clean50 mfcc_online50 ... \
-        [--reference mfcc_clean50 mel_clean50] [--seeds 1] [--plot docs/robustness_snr.png --plot-models LANCET GLAM]
+        [--reference mfcc_clean50 mel_clean50] [--compare mfcc_paired50 mfcc_online50] [--seeds 1] [--plot docs/robustness_snr.png --plot-models LANCET GLAM]
 
 Reads every finished unit's records (``<run>/metrics/*.json``), so it works on a study still running.
 Prints, per model, one markdown table: conditions down, runs across, utterance-level UA in % as
@@ -12,7 +12,8 @@ over all conditions, the number of units pooled and the seconds per training epo
 each run is held against the reference of its own feature kind: the issue's targets (drop from clean at
 10 dB at most 5 points and at 0 dB at most 15, no degenerate condition, clean UA at most 2 points below
 clean-only training, at most 2.5 times its compute per epoch) and the paired difference of the mean UA
-over conditions, unit by unit (same fold and seed).
+over conditions, unit by unit (same fold and seed). ``--compare A B`` prints that paired difference between
+any two runs, of the mean UA and of clean UA; ``--seeds`` pools only those seeds' units.
 """
 
 from __future__ import annotations
@@ -109,12 +110,13 @@ def table(model: str, runs: dict[str, Run]) -> str:
     return "\n".join(out)
 
 
-def paired(model: str, run: Run, reference: Run) -> str:
-    """Mean UA over conditions, run minus reference, unit by unit (same fold and seed): mean ± std, wins."""
+def paired(model: str, run: Run, reference: Run, condition: str | None = None) -> str:
+    """UA of ``run`` minus ``reference``, unit by unit (same fold and seed): mean ± std and the units where
+    ``run`` is better. Over the mean of all conditions, or over one ``condition``."""
     def by_unit(r: Run) -> dict:
         out: dict[tuple, list[float]] = {}
         for x in r.records:
-            if x["model"] == model:
+            if x["model"] == model and condition in (None, x["condition"]):
                 out.setdefault((x["fold"], x["seed"]), []).append(x["ua"])
         return {k: sum(v) / len(v) for k, v in out.items()}
 
@@ -124,6 +126,18 @@ def paired(model: str, run: Run, reference: Run) -> str:
         return "-"
     diff = np.array([a[k] - b[k] for k in shared]) * 100
     return f"{diff.mean():+.1f} ± {diff.std():.1f} (better in {int((diff > 0).sum())} of {len(diff)})"
+
+
+def comparison(models: list[str], runs: dict[str, Run], pairs: list[tuple[str, str]]) -> str:
+    """Paired differences, A minus B over the units both ran, of the mean UA over conditions and of clean UA."""
+    out = ["Paired over the same (fold, seed), A minus B (UA points; units where A is better):", "",
+           "| A - B | model | mean UA over conditions | clean UA |", "|---|---|---|---|"]
+    for a, b in pairs:
+        for model in models:
+            mean, clean = paired(model, runs[a], runs[b]), paired(model, runs[a], runs[b], "clean")
+            if mean != "-":
+                out.append(f"| {a} - {b} | {model} | {mean} | {clean} |")
+    return "\n".join(out)
 
 
 TARGET_DROP = {10.0: 5.0, 0.0: 15.0}   # the issue's limits: UA at this SNR within this many points of clean
@@ -214,6 +228,8 @@ def main() -> int:
     p.add_argument("runs", nargs="+", help="run names (folders under --results)")
     p.add_argument("--results", required=True, help="results folder of the study")
     p.add_argument("--models", nargs="+", default=["LANCET", "TCNet", "GLAM"])
+    p.add_argument("--compare", nargs=2, action="append", default=[], metavar=("A", "B"),
+                   help="also print the paired difference A minus B, unit by unit (repeatable)")
     p.add_argument("--seeds", nargs="+", type=int,
                    help="pool only these seeds' units (to hold runs with different seeds on the same units)")
     p.add_argument("--plot", help="write the accuracy-against-SNR plot of --plot-models here (PNG)")
@@ -227,9 +243,9 @@ def main() -> int:
         if not folder.is_dir():
             raise LancetError(f"{folder}: no such run folder")
         runs[name] = load_run(folder, args.seeds)
-    missing = [r for r in args.reference if r not in runs]
+    missing = [r for r in args.reference + [n for pair in args.compare for n in pair] if r not in runs]
     if missing:
-        raise LancetError(f"--reference {missing[0]}: name it among the runs too")
+        raise LancetError(f"--reference/--compare {missing[0]}: name it among the runs too")
     references = {runs[r].features: runs[r] for r in args.reference}
     for model in args.models:
         text = table(model, runs)
@@ -237,6 +253,8 @@ def main() -> int:
             print(text + "\n")
         if references and (text := targets(model, runs, references)):
             print(text + "\n")
+    if args.compare:
+        print(comparison(args.models, runs, [tuple(pair) for pair in args.compare]) + "\n")
     if args.plot:
         plot(Path(args.plot), runs, args.plot_models)
         print(f"plot: {args.plot}")
