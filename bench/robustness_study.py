@@ -11,7 +11,7 @@ over all conditions, the number of units pooled and the seconds per training epo
 ``history/*.csv``, where the run wrote them). With ``--reference`` (clean-only runs, one per feature kind)
 each run is held against the reference of its own feature kind: the issue's targets (drop from clean at
 10 dB at most 5 points and at 0 dB at most 15, no degenerate condition, clean UA at most 2 points below
-clean-only training, at most 2.5 times its compute per epoch) and the paired difference of the mean UA
+clean-only training on the same units, at most 2.5 times its compute per epoch) and the paired difference of the mean UA
 over conditions, unit by unit (same fold and seed). ``--compare A B`` prints that paired difference between
 any two runs, of the mean UA and of clean UA; ``--seeds`` pools only those seeds' units.
 """
@@ -164,8 +164,10 @@ def targets(model: str, runs: dict[str, Run], references: dict[str, Run]) -> str
     for name, run in runs.items():
         reference = references.get(run.features)
         rows = {r["condition"]: r for r in robustness_matrix([x for x in run.records if x["model"] == model])}
-        ref = {} if reference is None else {
-            r["condition"]: r for r in robustness_matrix([x for x in reference.records if x["model"] == model])}
+        # clean-only training on the run's own units (fold, seed), so a two-seed run meets a three-seed reference fairly
+        units = {(x["fold"], x["seed"]) for x in run.records if x["model"] == model}
+        ref = {} if reference is None else {r["condition"]: r for r in robustness_matrix(
+            [x for x in reference.records if x["model"] == model and (x["fold"], x["seed"]) in units])}
         if "clean" not in rows or "clean" not in ref:
             continue
         clean = 100 * rows["clean"]["ua_mean"]
