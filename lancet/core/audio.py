@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -148,26 +149,34 @@ def wav_declared_frames(path: str | os.PathLike) -> tuple[int, int] | None:
                 return None
             size = os.fstat(fh.fileno()).st_size
             block_align = 0
-            while True:
-                chunk = fh.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            for cid, csize in _chunks(fh, "<"):
                 if cid == b"fmt ":
                     fmt = fh.read(min(csize, 16))
                     if len(fmt) < 14:
                         return None
                     block_align = struct.unpack("<H", fmt[12:14])[0]
-                    fh.seek(csize - len(fmt) + (csize & 1), os.SEEK_CUR)
                 elif cid == b"data":
                     if not block_align or csize in (0, 0xFFFFFFFF):  # unknown length (streamed, RF64)
                         return None
                     present = max(0, size - fh.tell())
                     return csize // block_align, min(csize, present) // block_align
-                else:
-                    fh.seek(csize + (csize & 1), os.SEEK_CUR)
     except OSError:
-        return None
+        pass
+    return None
+
+
+def _chunks(fh, byte_order: str) -> Iterator[tuple[bytes, int]]:
+    """(id, size) of each chunk of a RIFF (``"<"``) or IFF (``">"``) file from the current position, the file
+    at the chunk's data when yielded; the next chunk is found from the size (padded to even) whatever the
+    caller read of this one."""
+    while True:
+        chunk = fh.read(8)
+        if len(chunk) < 8:
+            return
+        cid, csize = chunk[:4], struct.unpack(byte_order + "I", chunk[4:])[0]
+        start = fh.tell()
+        yield cid, csize
+        fh.seek(start + csize + (csize & 1))
 
 
 #: AU (Sun/NeXT) encodings and their bytes per sample.
@@ -190,11 +199,7 @@ def aiff_declared_frames(path: str | os.PathLike) -> tuple[int, int] | None:
                 return None
             size = os.fstat(fh.fileno()).st_size
             declared = frame_bytes = None
-            while True:
-                chunk = fh.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, csize = chunk[:4], struct.unpack(">I", chunk[4:])[0]
+            for cid, csize in _chunks(fh, ">"):
                 if cid == b"COMM":
                     comm = fh.read(min(csize, 22))
                     compression = comm[18:22] if head[8:12] == b"AIFC" else b"NONE"
@@ -202,17 +207,15 @@ def aiff_declared_frames(path: str | os.PathLike) -> tuple[int, int] | None:
                         return None  # a compressed AIFF-C: no fixed width
                     channels, declared, bits = struct.unpack(">hIh", comm[:8])
                     frame_bytes = channels * (1 if compression in _AIFC_BYTE else (bits + 7) // 8)
-                    fh.seek(csize - len(comm) + (csize & 1), os.SEEK_CUR)
                 elif cid == b"SSND":
                     offset = struct.unpack(">I", fh.read(8)[:4])[0]
                     if not frame_bytes or declared is None:
                         return None
                     present = max(0, min(csize - 8 - offset, size - fh.tell() - offset))
                     return declared, present // frame_bytes
-                else:
-                    fh.seek(csize + (csize & 1), os.SEEK_CUR)
     except (OSError, struct.error):
-        return None
+        pass
+    return None
 
 
 def au_declared_frames(path: str | os.PathLike) -> tuple[int, int] | None:
