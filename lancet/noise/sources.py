@@ -16,6 +16,7 @@ A type with none of the first three (white) is always generated (``generated:whi
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -115,24 +116,24 @@ def check_recordings(source: NoiseSource, silent_ok: bool = False, log=print) ->
     It stops at the first usable recording, so a good set costs one header and one file; single bad files of
     a usable set are skipped and counted where a mixture draws them, as before.
     """
-    found: dict[str, int] = {}
+    found: Counter[str] = Counter()   # why a recording cannot be noise -> how many, in the order first met
     example = ""
     for f in source.files:
         try:
             sr, _, frames = audio_info(f)
             if frames / sr < MIN_NOISE_S:
-                found[f"shorter than {MIN_NOISE_S} s"] = found.get(f"shorter than {MIN_NOISE_S} s", 0) + 1
+                found[f"shorter than {MIN_NOISE_S} s"] += 1
             elif is_silent(load_audio(f, sr)):
-                found["silent"] = found.get("silent", 0) + 1
+                found["silent"] += 1
             else:
                 return
         except AudioError as exc:
-            found["unreadable"] = found.get("unreadable", 0) + 1
+            found["unreadable"] += 1
             example = example or f", e.g. {exc}"
     folder = Path(os.path.commonpath(source.files)) if len(source.files) > 1 else Path(source.files[0]).parent
     what = (f"{folder}: none of its {_files(source.files, f'{source.noise_type} recording')} can be noise ("
             + ", ".join(f"{n} {why}" for why, n in found.items()) + f"{example})")
-    if silent_ok and found.get("silent") == len(source.files):
+    if silent_ok and found["silent"] == len(source.files):
         log(f"warning: {what}; every {source.noise_type} mixture will be skipped and counted")
         return
     raise LancetError(f"{what}; give recordings of real noise, at least {MIN_NOISE_S} s long (a shorter one, looped, "
