@@ -39,23 +39,30 @@ PROJ = 16
 
 
 # ----------------------------------------------------------------------------- the network is shut
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """No test may fetch: the environment says offline, sockets cannot connect, hub downloads only read the cache."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+def shut_network(patch: pytest.MonkeyPatch) -> list[str]:
+    """Through ``patch``: the environment says offline, sockets cannot connect, hub downloads only read the
+    cache. Returns the list every attempt to fetch is recorded in (the caller asserts it stays empty)."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        patch.setenv(name, "1")
     attempts: list[str] = []
 
     def no_connect(self, address, *args, **kwargs):
         attempts.append(f"socket connect {address}")
         raise OSError("the network is shut in this test")
 
-    monkeypatch.setattr(socket.socket, "connect", no_connect)
+    patch.setattr(socket.socket, "connect", no_connect)
     for module in (huggingface_hub, huggingface_hub.file_download, transformers.utils.hub):
         for name in ("hf_hub_download", "snapshot_download"):
             original = getattr(module, name, None)
             if original is not None:
-                monkeypatch.setattr(module, name, _cache_only(original, name, attempts))
+                patch.setattr(module, name, _cache_only(original, name, attempts))
+    return attempts
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No test may fetch (:func:`shut_network`); asserted after each test."""
+    attempts = shut_network(monkeypatch)
     yield attempts
     assert not attempts, f"something tried to fetch: {attempts}"
 

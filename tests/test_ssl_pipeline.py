@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -22,9 +21,6 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
-import huggingface_hub  # noqa: E402 - comes with transformers
-import huggingface_hub.file_download  # noqa: E402
-import transformers.utils.hub  # noqa: E402
 
 from lancet.core.atomic import save_csv  # noqa: E402
 from lancet.core.audio import load_audio, write_wav  # noqa: E402
@@ -40,7 +36,7 @@ from lancet.training.plan import validate_config  # noqa: E402
 from lancet.training.predict import load_predictor, predict_files  # noqa: E402
 from lancet.training.ssl_upstream import load_recorded_upstream  # noqa: E402
 
-from test_ssl import _cache_only  # noqa: E402
+from test_ssl import shut_network  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -50,20 +46,8 @@ CONDITIONS = {"clean", "white_0dB", "babble_0dB"}
 @pytest.fixture(scope="module", autouse=True)
 def network_shut():
     """For the whole module: offline hub, no socket connects, hub downloads only from the cache; nothing tried."""
-    attempts: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in OFFLINE.items():
-            patch.setenv(name, value)
-
-        def no_connect(self, address, *args, **kwargs):
-            attempts.append(f"socket connect {address}")
-            raise OSError("the network is shut in this test")
-
-        patch.setattr(socket.socket, "connect", no_connect)
-        for module in (huggingface_hub, huggingface_hub.file_download, transformers.utils.hub):
-            for name in ("hf_hub_download", "snapshot_download"):
-                if getattr(module, name, None) is not None:
-                    patch.setattr(module, name, _cache_only(getattr(module, name), name, attempts))
+        attempts = shut_network(patch)
         before = torch.get_num_threads()
         torch.set_num_threads(1)  # the shared 2-core CI machine: spinning threads cost more than they give
         yield attempts
