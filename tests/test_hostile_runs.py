@@ -11,10 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
+from lancet.core.audio import write_wav
 from lancet.core.errors import LancetError
+from lancet.core.manifest import write_manifest
+from lancet.corpora.demo import make_demo_corpus
+from lancet.corpora.iemocap import scan_iemocap
+from lancet.corpora.standard_names import standardise
+from lancet.features import open_features
+from lancet.features.extract import extract_features
+from lancet.features.params import make_params
+from lancet.noise.augment import AugmentConfig, augment
 from lancet.training.checkpoint import BEST, load_checkpoint, save_checkpoint
 from lancet.training.grid import run_training
+from lancet.training.noise_pools import noise_manifest_of
 from lancet.training.predict import load_predictor
 
 from test_training import ROOT, cfg_for, make_store
@@ -151,15 +162,6 @@ def test_a_results_folder_that_is_a_file_is_one_line(tmp_path, corpora):
 def two_augmentations(tmp_path_factory):
     """A corpus augmented twice side by side (seeds 0 and 1); the store was extracted from the second one,
     whose folder sorts last: a guess among siblings would pick the first."""
-    from lancet.core.audio import write_wav
-    from lancet.core.manifest import write_manifest
-    from lancet.corpora.demo import make_demo_corpus
-    from lancet.corpora.iemocap import scan_iemocap
-    from lancet.corpora.standard_names import standardise
-    from lancet.features.extract import extract_features
-    from lancet.features.params import make_params
-    from lancet.noise.augment import AugmentConfig, augment
-
     root = tmp_path_factory.mktemp("two_augmentations")
     make_demo_corpus(root / "IEMOCAP", seed=3, utterances_per_speaker=4)
     utts = scan_iemocap(root / "IEMOCAP").utterances
@@ -177,9 +179,6 @@ def two_augmentations(tmp_path_factory):
 
 
 def test_the_noise_split_reads_the_augmentation_the_store_came_from(two_augmentations, tmp_path):
-    from lancet.features import open_features
-    from lancet.training.noise_pools import noise_manifest_of
-
     root = two_augmentations
     store = open_features(root / "features" / "mfcc")
     assert noise_manifest_of(store.params) == (root / "z_augmented" / "augmented_manifest.csv").resolve()
@@ -214,8 +213,6 @@ def test_a_changed_or_foreign_noise_manifest_is_refused(two_augmentations, tmp_p
 def _emodb_like(root: Path) -> Path:
     """An EmoDB folder (``wav/SSTTTEV.wav``, 22,050 Hz so that it is converted once): ten speakers, one utterance
     of each of the four shared classes, each class a pitch of its own."""
-    import soundfile as sf
-
     sr, rng = 22050, np.random.default_rng(11)
     (root / "wav").mkdir(parents=True)
     for speaker in ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16"):
@@ -236,27 +233,26 @@ def _step(tmp: Path, script: str, *args: str) -> str:
 def test_the_readme_sequence_trains_iemocap_then_emodb_into_their_own_runs(tmp_path):
     """IEMOCAP's steps with the defaults' names, then EmoDB's as the README gives them, then training with the same
     flags but --features-dir: two run folders, each with its own corpus's numbers; rerunning the first is a resume."""
-    from lancet.corpora.demo import make_demo_corpus
-
     make_demo_corpus(tmp_path / "datasets" / "IEMOCAP", seed=2, utterances_per_speaker=6)
     _emodb_like(tmp_path / "datasets" / "EmoDB")
     noise = ("--noise-types", "white", "--snrs", "0", "--no-reverb", "--no-progress", "--workers", "1")
+
+    def noisy_features(corpus: str, features_out: str) -> None:
+        """The README's steps after preparing ``corpus``: noise, standard names, MFCC into ``features_out``."""
+        manifest = f"datasets/{corpus}_manifest.csv"
+        _step(tmp_path, "datasets/augment_IEMOCAP.py", "--manifest", manifest, "--out", f"datasets/{corpus}_augmented",
+              *noise)
+        _step(tmp_path, "datasets/handleIEMOCAP.py", "--manifest", manifest, "--augmented-dir",
+              f"datasets/{corpus}_augmented", "--out", f"datasets/{corpus}_standard")
+        _step(tmp_path, "feature_extraction/extract_features_iemocap_mfcc.py", "--manifest",
+              f"datasets/{corpus}_standard/manifest.csv", "--out", features_out, "--no-progress", "--workers", "1")
+
     _step(tmp_path, "datasets/prepare_IEMOCAP.py", "--iemocap-dir", "datasets/IEMOCAP",
           "--manifest", "datasets/IEMOCAP_manifest.csv")
-    _step(tmp_path, "datasets/augment_IEMOCAP.py", "--manifest", "datasets/IEMOCAP_manifest.csv",
-          "--out", "datasets/IEMOCAP_augmented", *noise)
-    _step(tmp_path, "datasets/handleIEMOCAP.py", "--manifest", "datasets/IEMOCAP_manifest.csv",
-          "--augmented-dir", "datasets/IEMOCAP_augmented", "--out", "datasets/IEMOCAP_standard")
-    _step(tmp_path, "feature_extraction/extract_features_iemocap_mfcc.py", "--manifest",
-          "datasets/IEMOCAP_standard/manifest.csv", "--out", "features/mfcc", "--no-progress", "--workers", "1")
+    noisy_features("IEMOCAP", "features/mfcc")
     _step(tmp_path, "datasets/prepare_EmoDB.py", "--emodb-dir", "datasets/EmoDB",
           "--manifest", "datasets/EmoDB_manifest.csv", "--converted-dir", "datasets/EmoDB_16k")
-    _step(tmp_path, "datasets/augment_IEMOCAP.py", "--manifest", "datasets/EmoDB_manifest.csv",
-          "--out", "datasets/EmoDB_augmented", *noise)
-    _step(tmp_path, "datasets/handleIEMOCAP.py", "--manifest", "datasets/EmoDB_manifest.csv",
-          "--augmented-dir", "datasets/EmoDB_augmented", "--out", "datasets/EmoDB_standard")
-    _step(tmp_path, "feature_extraction/extract_features_iemocap_mfcc.py", "--manifest",
-          "datasets/EmoDB_standard/manifest.csv", "--out", "features/emodb/mfcc", "--no-progress", "--workers", "1")
+    noisy_features("EmoDB", "features/emodb/mfcc")
     flags = ("--features", "mfcc", "--models", "TCNet", "--epochs", "1", "--folds", "1", "--no-progress",
              "--threads", "1", "--device", "cpu", "--online-noise-types", "white")
     _step(tmp_path, "train_LANCET.py", *flags)                                      # features/ by default
