@@ -140,4 +140,18 @@ def file_checksum(path: str | os.PathLike, chunk_bytes: int = 8 << 20) -> str:
     with open(path, "rb", buffering=0) as fh:
         while n := fh.readinto(buf):
             h.update(view[:n])
+    return _tagged(h)
+
+
+def bytes_checksum(data: bytes) -> str:
+    """``sha256:<hex>`` of bytes already read, the same text :func:`file_checksum` gives for a file holding them.
+
+    Example:
+        >>> bytes_checksum(b"")[:15]
+        'sha256:e3b0c442'
+    """
+    return _tagged(hashlib.new(CHECKSUM_ALGORITHM, data))
+
+
+def _tagged(h) -> str:  # a hashlib object of CHECKSUM_ALGORITHM
     return f"{CHECKSUM_ALGORITHM}:{h.hexdigest()}"

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from lancet.core.atomic import CHECKSUM_ALGORITHM, file_checksum, read_csv, save_json
+from lancet.core.atomic import bytes_checksum, file_checksum, read_csv, save_json
 from lancet.core.conditions import condition_sort_key
 from lancet.core.errors import LancetError
 from lancet.core.paths import inside, safe_component
@@ -230,7 +230,7 @@ def read_index(folder: str | os.PathLike, record: dict[str, Any], condition: str
             print(f"warning: {path}: no checksum recorded for this index (a store written before index checksums): "
                   f"unverified; run the extraction command again to record one", file=sys.stderr)
         return rows
-    actual = f"{CHECKSUM_ALGORITHM}:{hashlib.new(CHECKSUM_ALGORITHM, data).hexdigest()}"
+    actual = bytes_checksum(data)
     if actual != recorded:
         raise LancetError(f"{path}: checksum mismatch (the index changed after extraction: {actual} != {recorded} in "
                           f"{Path(folder) / PARAMS_FILE}); rebuild it: {rebuild}")
